@@ -1,0 +1,153 @@
+// Command repermit moves a CRM audience to WhatsApp with fresh, provable
+// consent. main.go builds the cli.App; each command group has its own file
+// that turns flags into plain values and calls a package.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes of the contract.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// usageError is a mistake in how the command was called (exit 2). Hint says
+// what to type instead.
+type usageError struct {
+	msg, hint string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(hint, format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...), hint: hint}
+}
+
+// hintError is an operation that failed with advice on what to do next.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHint(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &hintError{err: err, hint: hint}
+}
+
+// run is main without the process: tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	var unknown string
+	app.CommandNotFound = func(c *cli.Context, name string) { unknown = name }
+	err := app.RunContext(ctx, args)
+	if err == nil && unknown != "" {
+		err = usagef("repermit --help", "no command %q", unknown)
+	}
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageError
+	var he *hintError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "Error: %s\n", ue.msg)
+		if ue.hint != "" {
+			fmt.Fprintf(stderr, "Try: %s\n", ue.hint)
+		}
+		return exitUsage
+	case errors.As(err, &he):
+		fmt.Fprintf(stderr, "Error: %s\n", he.err)
+		fmt.Fprintf(stderr, "Try: %s\n", he.hint)
+		return exitFailed
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "Error: interrupted; run the same command again to resume")
+		return exitFailed
+	default:
+		fmt.Fprintf(stderr, "Error: %s\n", err)
+		return exitFailed
+	}
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "repermit",
+		Usage: "move a CRM audience to WhatsApp with fresh, provable consent",
+		Description: "Imports CRM exports, emails an invitation to opt in to WhatsApp to everyone who consented to email,\n" +
+			"records each confirmation as evidence, and exports segments of confirmed WhatsApp opt-ins.",
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "db", Value: "./repermit.db", EnvVars: []string{"REPERMIT_DB"}, Usage: "the SQLite database file"},
+			&cli.StringFlag{Name: "config", EnvVars: []string{"REPERMIT_CONFIG"}, Usage: "the config file (default ./repermit.toml when present)"},
+		},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			hint := "repermit --help"
+			if c.Command != nil && c.Command.FullName() != "" && c.Command.FullName() != c.App.Name {
+				hint = "repermit " + c.Command.FullName() + " --help"
+			}
+			return usagef(hint, "%s", err)
+		},
+		ExitErrHandler: func(c *cli.Context, err error) {}, // run() prints errors and picks exit codes
+		Commands: []*cli.Command{
+			initCommand(),
+			importCommand(),
+			suppressCommand(),
+			optoutCommand(),
+			contactsCommand(),
+			campaignCommand(),
+			serveCommand(),
+			segmentsCommand(),
+			consentCommand(),
+			reportCommand(),
+			runCommand(),
+			demoCommand(),
+		},
+	}
+}
+
+// printJSON writes v as one JSON object on stdout.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// jsonFlag is the --json flag of commands that print a summary.
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print exactly one JSON object on stdout"}
+}
+
+// isTerminal reports whether f is a terminal (progress bars only there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

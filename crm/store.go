@@ -1,0 +1,284 @@
+// Package crm holds the contact store: contacts, the append-only consent
+// ledger, consent statements, the suppression list, erasure and CRM import.
+// It knows nothing of HTTP or SMTP.
+package crm
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// TimeLayout is how every time is stored: UTC, fixed width, so that text
+// order is time order.
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// FormatTime formats t for storage.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// ParseTime parses a stored time; the zero time for "".
+func ParseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(TimeLayout, s)
+}
+
+// Store is the SQLite database. Writes go through one connection (SQLite has
+// one writer; queueing in Go avoids "database is locked"), reads through a
+// pool of read-only connections that WAL lets run beside the writer.
+type Store struct {
+	Path string
+	// Now is the clock; tests set it. It is read once per transaction.
+	Now func() time.Time
+
+	write *sql.DB
+	read  *sql.DB
+	salt  []byte
+}
+
+// Open opens (creating if needed) the database at path and applies pending
+// migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_fk", "1")
+	q.Set("_synchronous", "FULL")
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w (check the path exists and is writable, or pass --db)", path, err)
+	}
+	s := &Store{Path: path, Now: time.Now, write: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	rq := url.Values{}
+	rq.Set("_busy_timeout", "10000")
+	rq.Set("_fk", "1")
+	rq.Set("_query_only", "1")
+	r, err := sql.Open("sqlite3", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	s.read = r
+	if err := s.loadSalt(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	var errs []error
+	if s.read != nil {
+		errs = append(errs, s.read.Close())
+	}
+	errs = append(errs, s.write.Close())
+	return errors.Join(errs...)
+}
+
+// DB is the read-only pool, for queries of other packages.
+func (s *Store) DB() *sql.DB { return s.read }
+
+// Tx is a write transaction. Now is fixed when it begins so that every row
+// and ledger event it writes agrees on the time.
+type Tx struct {
+	*sql.Tx
+	Now   time.Time
+	store *Store
+	head  *chainHead // loaded on the first append
+}
+
+// Update runs fn in a write transaction and commits it when fn returns nil.
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write: %w", err)
+	}
+	defer sqlTx.Rollback()
+	tx := &Tx{Tx: sqlTx, Now: s.Now().UTC(), store: s}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.flushHead(); err != nil {
+		return err
+	}
+	return sqlTx.Commit()
+}
+
+// Store returns the store the transaction belongs to.
+func (tx *Tx) Store() *Store { return tx.store }
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("prepare migrations: %w", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := s.applyMigration(ctx, name); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) applyMigration(ctx context.Context, name string) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := migrationFS.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`,
+		name, FormatTime(time.Now())); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// loadSalt reads (or creates) the per-database secret that keys the hashes
+// of emails and phones. It never leaves the database.
+func (s *Store) loadSalt(ctx context.Context) error {
+	var v string
+	err := s.write.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'salt'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		v = hex.EncodeToString(b)
+		if _, err := s.write.ExecContext(ctx, `INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?)`, v); err != nil {
+			return fmt.Errorf("create salt: %w", err)
+		}
+		err = s.write.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'salt'`).Scan(&v)
+	}
+	if err != nil {
+		return fmt.Errorf("read salt: %w", err)
+	}
+	s.salt, err = hex.DecodeString(v)
+	return err
+}
+
+// HashEmail is the salted hash under which an address is keyed and
+// suppressed. addr must already be normalised (NormalizeEmail).
+func (s *Store) HashEmail(addr string) string { return s.keyedHash("email:", addr) }
+
+// HashPhone is the salted hash of an E.164 number.
+func (s *Store) HashPhone(e164 string) string {
+	if e164 == "" {
+		return ""
+	}
+	return s.keyedHash("phone:", e164)
+}
+
+func (s *Store) keyedHash(kind, v string) string {
+	m := hmac.New(sha256.New, s.salt)
+	m.Write([]byte(kind))
+	m.Write([]byte(v))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// IsUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY conflict.
+func IsUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	return false
+}
+
+// Meta reads a value of the meta table ("" when absent).
+func (tx *Tx) Meta(key string) (string, error) {
+	var v string
+	err := tx.QueryRow(`SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+// SetMeta writes a value of the meta table.
+func (tx *Tx) SetMeta(key, value string) error {
+	_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	return err
+}
+
+// NormalizeEmail validates an address and returns its normal form: trimmed,
+// lower-cased. It accepts the plain addr-spec forms CRMs export and rejects
+// display names, spaces and missing parts.
+func NormalizeEmail(raw string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	e = strings.Trim(e, "<>")
+	if e == "" {
+		return "", errors.New("no email address")
+	}
+	at := strings.LastIndexByte(e, '@')
+	if at <= 0 || at == len(e)-1 {
+		return "", fmt.Errorf("not an email address: missing local part or domain")
+	}
+	local, domain := e[:at], e[at+1:]
+	if len(e) > 254 || len(local) > 64 {
+		return "", errors.New("email address too long")
+	}
+	for _, r := range e {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(`(),:;<>[]\"`, r) {
+			return "", fmt.Errorf("email address contains %q", r)
+		}
+	}
+	if strings.Contains(local, "..") || strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") {
+		return "", errors.New("email address has misplaced dots")
+	}
+	if !strings.Contains(domain, ".") || strings.Contains(domain, "..") || strings.HasPrefix(domain, ".") ||
+		strings.HasSuffix(domain, ".") || strings.HasPrefix(domain, "-") || strings.ContainsRune(domain, '@') {
+		return "", errors.New("email domain is not valid")
+	}
+	return e, nil
+}
