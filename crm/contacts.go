@@ -124,7 +124,7 @@ const (
 // ErrErased for an erased contact and changes nothing then.
 func (tx *Tx) UpsertContact(in ContactInput) (int64, string, error) {
 	hash := tx.store.HashEmail(in.Email)
-	row := tx.QueryRow(`SELECT `+contactColumns+` FROM contacts WHERE email_hash = ?`, hash)
+	row := tx.row(`SELECT `+contactColumns+` FROM contacts WHERE email_hash = ?`, hash)
 	old, err := scanContact(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		c := Contact{Email: in.Email}
@@ -146,7 +146,7 @@ func (tx *Tx) UpsertContact(in ContactInput) (int64, string, error) {
 		return old.ID, Unchanged, nil
 	}
 	tags, attrs := encodeTagsAttrs(merged)
-	_, err = tx.Exec(`UPDATE contacts SET first_name = ?, last_name = ?, phone_e164 = ?, phone_raw = ?, phone_hash = ?,
+	_, err = tx.exec(`UPDATE contacts SET first_name = ?, last_name = ?, phone_e164 = ?, phone_raw = ?, phone_hash = ?,
 		country = ?, language = ?, tags = ?, attributes = ?, source = ?, external_id = ?, updated_at = ? WHERE id = ?`,
 		merged.FirstName, merged.LastName, merged.Phone, merged.PhoneRaw, tx.store.HashPhone(merged.Phone),
 		merged.Country, merged.Language, tags, attrs, merged.Source, merged.ExternalID, FormatTime(tx.Now), old.ID)
@@ -159,7 +159,7 @@ func (tx *Tx) UpsertContact(in ContactInput) (int64, string, error) {
 func (tx *Tx) insertContact(c *Contact, hash string) (int64, error) {
 	tags, attrs := encodeTagsAttrs(*c)
 	now := FormatTime(tx.Now)
-	res, err := tx.Exec(`INSERT INTO contacts (email, email_hash, first_name, last_name, phone_e164, phone_raw, phone_hash,
+	res, err := tx.exec(`INSERT INTO contacts (email, email_hash, first_name, last_name, phone_e164, phone_raw, phone_hash,
 		country, language, tags, attributes, source, external_id, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Email, hash, c.FirstName, c.LastName, c.Phone, c.PhoneRaw, tx.store.HashPhone(c.Phone), c.Country,
@@ -224,18 +224,18 @@ func encodeTagsAttrs(c Contact) (string, string) {
 // SetPhone stores a new E.164 number (and the raw text) for a contact, as
 // given on the confirmation page.
 func (tx *Tx) SetPhone(contactID int64, e164, raw string) error {
-	_, err := tx.Exec(`UPDATE contacts SET phone_e164 = ?, phone_raw = ?, phone_hash = ?, updated_at = ? WHERE id = ?`,
+	_, err := tx.exec(`UPDATE contacts SET phone_e164 = ?, phone_raw = ?, phone_hash = ?, updated_at = ? WHERE id = ?`,
 		e164, raw, tx.store.HashPhone(e164), FormatTime(tx.Now), contactID)
 	return err
 }
 
 // SetInterests replaces a contact's interests.
 func (tx *Tx) SetInterests(contactID int64, interests []string) error {
-	if _, err := tx.Exec(`DELETE FROM contact_interests WHERE contact_id = ?`, contactID); err != nil {
+	if _, err := tx.exec(`DELETE FROM contact_interests WHERE contact_id = ?`, contactID); err != nil {
 		return err
 	}
 	for _, in := range interests {
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO contact_interests (contact_id, interest, set_at) VALUES (?, ?, ?)`,
+		if _, err := tx.exec(`INSERT OR IGNORE INTO contact_interests (contact_id, interest, set_at) VALUES (?, ?, ?)`,
 			contactID, in, FormatTime(tx.Now)); err != nil {
 			return err
 		}
@@ -285,7 +285,7 @@ var ErrStatementChanged = errors.New("a consent statement with this version and 
 func (tx *Tx) SaveStatement(st Statement) (Statement, error) {
 	st.SHA256 = StatementHash(st.Text)
 	var existing string
-	err := tx.QueryRow(`SELECT sha256 FROM statements WHERE channel = ? AND version = ? AND language = ?`,
+	err := tx.row(`SELECT sha256 FROM statements WHERE channel = ? AND version = ? AND language = ?`,
 		st.Channel, st.Version, st.Language).Scan(&existing)
 	switch {
 	case err == nil && existing == st.SHA256:
@@ -295,7 +295,7 @@ func (tx *Tx) SaveStatement(st Statement) (Statement, error) {
 	case !errors.Is(err, sql.ErrNoRows):
 		return st, err
 	}
-	_, err = tx.Exec(`INSERT INTO statements (channel, version, language, text, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err = tx.exec(`INSERT INTO statements (channel, version, language, text, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		st.Channel, st.Version, st.Language, st.Text, st.SHA256, FormatTime(tx.Now))
 	return st, err
 }
@@ -349,7 +349,7 @@ type readQueryer struct {
 	db  *sql.DB
 }
 
-func (r readQueryer) QueryRow(q string, args ...any) *sql.Row {
+func (r readQueryer) row(q string, args ...any) rowScanner {
 	return r.db.QueryRowContext(r.ctx, q, args...)
 }
 

@@ -159,7 +159,7 @@ func (tx *Tx) AppendEvent(e *Event) error {
 		b, _ := json.Marshal(e.Evidence)
 		evidence = string(b)
 	}
-	_, err := tx.Exec(`INSERT INTO consent_events (id, contact_id, channel, action, at, recorded_at, method, ip,
+	_, err := tx.exec(`INSERT INTO consent_events (id, contact_id, channel, action, at, recorded_at, method, ip,
 		user_agent, campaign, invitation_id, evidence, statement_version, statement_sha256, digest, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, e.ContactID, e.Channel, e.Action, FormatTime(e.At), FormatTime(e.RecordedAt), e.Method, e.IP,
@@ -168,7 +168,7 @@ func (tx *Tx) AppendEvent(e *Event) error {
 	if err != nil {
 		return fmt.Errorf("append consent event: %w", err)
 	}
-	if _, err := tx.Exec(`INSERT INTO consent_current (contact_id, channel, action, event_id, at) VALUES (?, ?, ?, ?, ?)
+	if _, err := tx.exec(`INSERT INTO consent_current (contact_id, channel, action, event_id, at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (contact_id, channel) DO UPDATE SET action = excluded.action, event_id = excluded.event_id, at = excluded.at`,
 		e.ContactID, e.Channel, e.Action, e.ID, FormatTime(e.At)); err != nil {
 		return fmt.Errorf("update current consent: %w", err)
@@ -191,13 +191,13 @@ func (tx *Tx) CurrentConsent(contactID int64, channel string) (CurrentState, err
 }
 
 type queryer interface {
-	QueryRow(query string, args ...any) *sql.Row
+	row(query string, args ...any) rowScanner
 }
 
 func currentConsent(q queryer, contactID int64, channel string) (CurrentState, error) {
 	var cs CurrentState
 	var at string
-	err := q.QueryRow(`SELECT action, event_id, at FROM consent_current WHERE contact_id = ? AND channel = ?`,
+	err := q.row(`SELECT action, event_id, at FROM consent_current WHERE contact_id = ? AND channel = ?`,
 		contactID, channel).Scan(&cs.Action, &cs.EventID, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return CurrentState{Action: StateNone}, nil
@@ -367,7 +367,7 @@ func (s *Store) EachEvent(ctx context.Context, contactID int64, fn func(Event) e
 // redactEvents removes the personal evidence of a contact's events. The
 // digest stays, so the chain still verifies.
 func (tx *Tx) redactEvents(contactID int64) error {
-	_, err := tx.Exec(`UPDATE consent_events SET ip = '', user_agent = '', evidence = '{}', redacted = 1
+	_, err := tx.exec(`UPDATE consent_events SET ip = '', user_agent = '', evidence = '{}', redacted = 1
 		WHERE contact_id = ? AND redacted = 0`, contactID)
 	return err
 }

@@ -116,7 +116,48 @@ type Tx struct {
 	Now   time.Time
 	store *Store
 	head  *chainHead // loaded on the first append
+	stmts map[string]*sql.Stmt
 }
+
+// prepared returns a statement prepared once per transaction: a batch of
+// thousands of rows then parses each query once, not once per row.
+func (tx *Tx) prepared(query string) (*sql.Stmt, error) {
+	if st, ok := tx.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := tx.Prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	if tx.stmts == nil {
+		tx.stmts = map[string]*sql.Stmt{}
+	}
+	tx.stmts[query] = st
+	return st, nil
+}
+
+func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := tx.prepared(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.Exec(args...)
+}
+
+// row runs a one-row query through the statement cache.
+func (tx *Tx) row(query string, args ...any) rowScanner {
+	st, err := tx.prepared(query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRow(args...)
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {

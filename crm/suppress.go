@@ -57,7 +57,7 @@ func (tx *Tx) suppress(emailHash, phoneHash, reason, source string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	res, err := tx.Exec(`INSERT OR IGNORE INTO suppressions (email_hash, phone_hash, channel, reason, source, at)
+	res, err := tx.exec(`INSERT OR IGNORE INTO suppressions (email_hash, phone_hash, channel, reason, source, at)
 		VALUES (?, ?, ?, ?, ?, ?)`, emailHash, phoneHash, ch, reason, source, FormatTime(tx.Now))
 	if err != nil {
 		return false, fmt.Errorf("suppress: %w", err)
@@ -118,7 +118,7 @@ func (s *Store) Suppress(ctx context.Context, emails []string, reason, source st
 				continue
 			}
 			var id int64
-			err = tx.QueryRow(`SELECT id FROM contacts WHERE email_hash = ? AND erased_at IS NULL`, tx.store.HashEmail(email)).Scan(&id)
+			err = tx.row(`SELECT id FROM contacts WHERE email_hash = ? AND erased_at IS NULL`, tx.store.HashEmail(email)).Scan(&id)
 			if err != nil {
 				continue // not a contact: the suppression entry is enough
 			}
@@ -175,17 +175,17 @@ func (s *Store) Forget(ctx context.Context, email string) error {
 		if err := tx.redactEvents(id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`DELETE FROM contact_interests WHERE contact_id = ?`, id); err != nil {
+		if _, err := tx.exec(`DELETE FROM contact_interests WHERE contact_id = ?`, id); err != nil {
 			return err
 		}
-		_, err = tx.Exec(`UPDATE contacts SET email = NULL, first_name = '', last_name = '', phone_e164 = '', phone_raw = '',
+		_, err = tx.exec(`UPDATE contacts SET email = NULL, first_name = '', last_name = '', phone_e164 = '', phone_raw = '',
 			country = '', language = '', tags = '[]', attributes = '{}', external_id = '', updated_at = ?, erased_at = ?
 			WHERE id = ?`, FormatTime(tx.Now), FormatTime(tx.Now), id)
 		if err != nil {
 			return err
 		}
 		// Visit logs hold user agents of the person's pages.
-		_, err = tx.Exec(`UPDATE visits SET user_agent = '' WHERE invitation_id IN
+		_, err = tx.exec(`UPDATE visits SET user_agent = '' WHERE invitation_id IN
 			(SELECT id FROM invitations WHERE contact_id = ?)`, id)
 		return err
 	})
