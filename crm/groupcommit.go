@@ -1,0 +1,262 @@
+package crm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// GroupCommit batches the writes of many concurrent callers into one
+// transaction. With synchronous=FULL every commit is an fsync, and an fsync
+// costs far more than the few inserts a caller makes; so one goroutine takes
+// every call that is waiting, runs each in its own SAVEPOINT inside one
+// transaction (a failing call rolls back only its own work), commits once,
+// and then answers every caller. A caller hears nil only after its work is
+// durable on disk.
+//
+// Batches form naturally: while one commit is being written, new calls queue
+// up and become the next batch, so a lone caller waits for no timer.
+//
+// Use it where many small independent writes arrive at once (the
+// confirmation page); Store.Update stays the simple path for everything else.
+// Both go through the store's one writer connection, so they never conflict.
+type GroupCommit struct {
+	store *Store
+	max   int
+	wait  time.Duration
+
+	mu     sync.RWMutex // guards closed against sends on a closed reqs
+	closed bool
+	reqs   chan *groupCall
+	done   chan struct{}
+
+	batches atomic.Int64
+	calls   atomic.Int64
+}
+
+// GroupCommitOptions tune a GroupCommit. The zero value works.
+type GroupCommitOptions struct {
+	// MaxBatch caps the calls per transaction (default 512), which bounds
+	// how long the first caller of a batch waits behind the others.
+	MaxBatch int
+	// MaxWait, when set, makes the writer wait up to this long for more
+	// calls after the first one of a batch. Natural batching needs no wait;
+	// set it only when callers arrive too sparsely to batch on their own.
+	MaxWait time.Duration
+}
+
+// ErrGroupCommitClosed is returned by Update after Close.
+var ErrGroupCommitClosed = errors.New("the store's group commit writer is closed (the server is shutting down); try again shortly")
+
+type groupCall struct {
+	ctx context.Context
+	fn  func(*Tx) error
+	res chan error
+}
+
+// NewGroupCommit starts the batching writer. Call Close when done: it
+// finishes the calls already queued.
+func (s *Store) NewGroupCommit(opt GroupCommitOptions) *GroupCommit {
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 512
+	}
+	g := &GroupCommit{
+		store: s,
+		max:   opt.MaxBatch,
+		wait:  opt.MaxWait,
+		reqs:  make(chan *groupCall, opt.MaxBatch),
+		done:  make(chan struct{}),
+	}
+	go g.loop()
+	return g
+}
+
+// Update runs fn in the next batch's transaction, inside its own savepoint,
+// and returns once the batch has committed (nil: fn's work is durable) or
+// fn's work was rolled back (fn's error, or the commit's). tx.Now is fixed
+// for the duration of fn. fn must not commit or roll back tx itself, and
+// should be short: every caller of the batch waits for it. fn sees the
+// uncommitted work of the calls before it in the same batch, as it would
+// had they committed one by one.
+//
+// A ctx cancelled before fn starts skips fn; once fn has run, Update waits
+// for the commit regardless, so that the caller knows the outcome.
+func (g *GroupCommit) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	c := &groupCall{ctx: ctx, fn: fn, res: make(chan error, 1)}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return ErrGroupCommitClosed
+	}
+	select {
+	case g.reqs <- c:
+	case <-ctx.Done():
+		g.mu.RUnlock()
+		return ctx.Err()
+	}
+	g.mu.RUnlock()
+	return <-c.res
+}
+
+// Close stops accepting calls, runs those already queued and waits for the
+// writer to finish. It is safe to call more than once.
+func (g *GroupCommit) Close() error {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.reqs)
+	}
+	g.mu.Unlock()
+	<-g.done
+	return nil
+}
+
+// GroupCommitStats counts the work done so far.
+type GroupCommitStats struct {
+	Batches int64 // transactions committed or attempted
+	Calls   int64 // calls run
+}
+
+// Stats reports how many calls were run in how many transactions; Calls /
+// Batches is the average batch size.
+func (g *GroupCommit) Stats() GroupCommitStats {
+	return GroupCommitStats{Batches: g.batches.Load(), Calls: g.calls.Load()}
+}
+
+func (g *GroupCommit) loop() {
+	defer close(g.done)
+	batch := make([]*groupCall, 0, g.max)
+	for {
+		first, ok := <-g.reqs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+		open := g.collect(&batch)
+		g.run(batch)
+		if !open {
+			return
+		}
+	}
+}
+
+// collect adds the calls already waiting (and, with MaxWait, those arriving
+// soon) to batch. It reports false when reqs was closed and drained.
+func (g *GroupCommit) collect(batch *[]*groupCall) bool {
+	var timeout <-chan time.Time
+	if g.wait > 0 {
+		t := time.NewTimer(g.wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for len(*batch) < g.max {
+		if timeout == nil {
+			select {
+			case c, ok := <-g.reqs:
+				if !ok {
+					return false
+				}
+				*batch = append(*batch, c)
+			default:
+				return true
+			}
+			continue
+		}
+		select {
+		case c, ok := <-g.reqs:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, c)
+		case <-timeout:
+			return true
+		}
+	}
+	return true
+}
+
+// run executes one batch in one transaction and answers every caller.
+func (g *GroupCommit) run(batch []*groupCall) {
+	g.batches.Add(1)
+	g.calls.Add(int64(len(batch)))
+	results := make([]error, len(batch))
+	answer := func() {
+		for i, c := range batch {
+			c.res <- results[i]
+		}
+	}
+	fail := func(err error) {
+		for i := range results {
+			if results[i] == nil {
+				results[i] = err
+			}
+		}
+		answer()
+	}
+	s := g.store
+	// The transaction belongs to no single caller, so no caller's ctx may
+	// abort it.
+	sqlTx, err := s.write.BeginTx(context.Background(), nil)
+	if err != nil {
+		fail(fmt.Errorf("begin write: %w", err))
+		return
+	}
+	defer sqlTx.Rollback()
+	tx := &Tx{Tx: sqlTx, store: s}
+	for i, c := range batch {
+		if err := c.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		tx.Now = s.Now().UTC()
+		if _, err := sqlTx.Exec(`SAVEPOINT group_call`); err != nil {
+			fail(fmt.Errorf("begin savepoint: %w", err))
+			return
+		}
+		head, saved := tx.head, chainHead{}
+		if head != nil {
+			saved = *head
+		}
+		if err := callSafely(c.fn, tx); err != nil {
+			results[i] = err
+			if _, rerr := sqlTx.Exec(`ROLLBACK TO group_call`); rerr != nil {
+				fail(fmt.Errorf("roll back a failed write: %w", rerr))
+				return
+			}
+			// The chain head cached in tx must forget the rolled-back events.
+			if head == nil {
+				tx.head = nil
+			} else {
+				*head = saved
+				tx.head = head
+			}
+		}
+		if _, err := sqlTx.Exec(`RELEASE group_call`); err != nil {
+			fail(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.flushHead(); err != nil {
+		fail(err)
+		return
+	}
+	if err := sqlTx.Commit(); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+		return
+	}
+	answer()
+}
+
+// callSafely turns a panic in fn into an error for its caller alone, so
+// that one bad call cannot take down the writer and every other caller.
+func callSafely(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write function panicked: %v", p)
+		}
+	}()
+	return fn(tx)
+}

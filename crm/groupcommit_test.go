@@ -1,0 +1,231 @@
+package crm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+func openGroupTestStore(tb testing.TB) *Store {
+	tb.Helper()
+	st, err := Open(context.Background(), filepath.Join(tb.TempDir(), "gc.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
+
+func seedGroupContacts(tb testing.TB, st *Store, n int) []int64 {
+	tb.Helper()
+	ids := make([]int64, n)
+	err := st.Update(context.Background(), func(tx *Tx) error {
+		for i := range ids {
+			id, _, err := tx.UpsertContact(ContactInput{Email: fmt.Sprintf("p%d@example.com", i)})
+			if err != nil {
+				return err
+			}
+			ids[i] = id
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ids
+}
+
+// TestGroupCommitIsolatesFailures runs many concurrent callers, some of
+// which fail or panic after appending to the ledger: their work must vanish,
+// everyone else's must be committed, and the hash chain must still verify.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	ctx := context.Background()
+	st := openGroupTestStore(t)
+	ids := seedGroupContacts(t, st, 60)
+	g := st.NewGroupCommit(GroupCommitOptions{})
+	defer g.Close()
+
+	errBoom := errors.New("boom")
+	var wg sync.WaitGroup
+	results := make([]error, len(ids))
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = g.Update(ctx, func(tx *Tx) error {
+				if err := tx.AppendEvent(&Event{ContactID: id, Channel: ChannelWhatsApp, Action: ActionConfirmed, Method: "test"}); err != nil {
+					return err
+				}
+				if err := tx.SetInterests(id, []string{"offers"}); err != nil {
+					return err
+				}
+				switch i % 10 {
+				case 3:
+					return errBoom
+				case 7:
+					panic("bad caller")
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+
+	for i, id := range ids {
+		cs, err := st.Consent(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		interests, err := st.Interests(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i % 10 {
+		case 3:
+			if !errors.Is(results[i], errBoom) {
+				t.Errorf("caller %d: got %v, want its own error", i, results[i])
+			}
+		case 7:
+			if results[i] == nil {
+				t.Errorf("caller %d panicked but got nil", i)
+			}
+		default:
+			if results[i] != nil {
+				t.Errorf("caller %d: %v", i, results[i])
+			}
+			if cs[ChannelWhatsApp].Action != ActionConfirmed || len(interests) != 1 {
+				t.Errorf("caller %d: committed work missing: %v %v", i, cs[ChannelWhatsApp], interests)
+			}
+			continue
+		}
+		if cs[ChannelWhatsApp].Action != StateNone || len(interests) != 0 {
+			t.Errorf("caller %d failed but its work stayed: %v %v", i, cs[ChannelWhatsApp], interests)
+		}
+	}
+	res, err := st.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK || res.Events != 48 {
+		t.Fatalf("ledger after failed calls: %+v, want 48 events and ok", res)
+	}
+	if s := g.Stats(); s.Calls != 60 || s.Batches < 1 || s.Batches > 60 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestGroupCommitSeesEarlierCallsOfItsBatch: a call sees the work of the
+// calls committed before it, as with one transaction per call.
+func TestGroupCommitSeesEarlierCallsOfItsBatch(t *testing.T) {
+	ctx := context.Background()
+	st := openGroupTestStore(t)
+	ids := seedGroupContacts(t, st, 1)
+	g := st.NewGroupCommit(GroupCommitOptions{})
+	defer g.Close()
+	var wg sync.WaitGroup
+	appended := make(chan bool, 40)
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := g.Update(ctx, func(tx *Tx) error {
+				cur, err := tx.CurrentConsent(ids[0], ChannelWhatsApp)
+				if err != nil || cur.Action == ActionConfirmed {
+					appended <- false
+					return err
+				}
+				appended <- true
+				return tx.AppendEvent(&Event{ContactID: ids[0], Channel: ChannelWhatsApp, Action: ActionConfirmed, Method: "test"})
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(appended)
+	n := 0
+	for a := range appended {
+		if a {
+			n++
+		}
+	}
+	evs, err := st.Events(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || len(evs) != 1 {
+		t.Fatalf("%d callers appended, %d events; want exactly one", n, len(evs))
+	}
+}
+
+func TestGroupCommitCancelAndClose(t *testing.T) {
+	st := openGroupTestStore(t)
+	ids := seedGroupContacts(t, st, 1)
+	g := st.NewGroupCommit(GroupCommitOptions{})
+
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ran := false
+	err := g.Update(cctx, func(tx *Tx) error { ran = true; return nil })
+	if !errors.Is(err, context.Canceled) || ran {
+		t.Fatalf("cancelled call: err %v, ran %v", err, ran)
+	}
+	if err := g.Update(context.Background(), func(tx *Tx) error { return tx.SetInterests(ids[0], []string{"x"}) }); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	g.Close()
+	if err := g.Update(context.Background(), func(tx *Tx) error { return nil }); !errors.Is(err, ErrGroupCommitClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	got, _ := st.Interests(context.Background(), ids[0])
+	if len(got) != 1 {
+		t.Fatalf("committed call lost: %v", got)
+	}
+}
+
+// BenchmarkGroupCommit compares durable single-row writes from 32 parallel
+// callers: one transaction each (Store.Update) against group commit.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, mode := range []string{"update", "group"} {
+		b.Run(mode, func(b *testing.B) {
+			st := openGroupTestStore(b)
+			ids := seedGroupContacts(b, st, 1000)
+			g := st.NewGroupCommit(GroupCommitOptions{})
+			defer g.Close()
+			write := st.Update
+			if mode == "group" {
+				write = g.Update
+			}
+			var mu sync.Mutex
+			next := 0
+			b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0))) // 32 concurrent callers
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					mu.Lock()
+					id := ids[next%len(ids)]
+					next++
+					mu.Unlock()
+					err := write(context.Background(), func(tx *Tx) error {
+						return tx.AppendEvent(&Event{ContactID: id, Channel: ChannelWhatsApp, Action: ActionConfirmed, Method: "bench"})
+					})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			if mode == "group" {
+				s := g.Stats()
+				b.ReportMetric(float64(s.Calls)/float64(max(1, s.Batches)), "calls/commit")
+			}
+		})
+	}
+}
