@@ -1,10 +1,15 @@
 package invite
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
+	"strconv"
+
+	"github.com/repermit/repermit/crm"
 )
 
 // NewToken returns a fresh opaque token for links (192 random bits,
@@ -23,4 +28,58 @@ func NewToken() (token, hash string) {
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
+}
+
+// tokenKeyMeta is the meta key of the secret that derives invitation tokens.
+const tokenKeyMeta = "invite_token_key"
+
+// TokenKey is the per-database secret from which invitation tokens are
+// derived.
+//
+// Why derived and not random: only the token's hash is stored, yet a resend
+// after a crash and every reminder must carry the very same link as the first
+// email, or a person who clicks the older email would reach a dead page. A
+// token is therefore HMAC-SHA256(key, campaign id, contact id) cut to 192
+// bits: without the key (32 random bytes that never leave the database) it
+// is as unguessable as a random token, and with it the sender can produce
+// the same link again at any time. The pair (campaign, contact) is what
+// invitations are UNIQUE on, so each invitation has exactly one token, known
+// before its row is written.
+type TokenKey []byte
+
+// LoadTokenKey reads the key, creating it on first use.
+func LoadTokenKey(tx *crm.Tx) (TokenKey, error) {
+	v, err := tx.Meta(tokenKeyMeta)
+	if err != nil {
+		return nil, fmt.Errorf("read token key: %w", err)
+	}
+	if v == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		v = hex.EncodeToString(b)
+		if err := tx.SetMeta(tokenKeyMeta, v); err != nil {
+			return nil, fmt.Errorf("store token key: %w", err)
+		}
+	}
+	k, err := hex.DecodeString(v)
+	if err != nil || len(k) < 16 {
+		return nil, fmt.Errorf("meta %s is damaged; restore the database from a backup", tokenKeyMeta)
+	}
+	return k, nil
+}
+
+// Token returns the link token of the invitation of contactID in
+// campaignID: 32 URL-safe characters (192 bits).
+func (k TokenKey) Token(campaignID, contactID int64) string {
+	m := hmac.New(sha256.New, k)
+	var buf [48]byte
+	b := append(buf[:0], "invitation:"...)
+	b = strconv.AppendInt(b, campaignID, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, contactID, 10)
+	m.Write(b)
+	sum := m.Sum(nil)
+	return base64.RawURLEncoding.EncodeToString(sum[:24])
 }

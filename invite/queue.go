@@ -1,0 +1,112 @@
+package invite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/repermit/repermit/crm"
+)
+
+// QueueResult counts what Queue found and added.
+type QueueResult struct {
+	Eligible int // eligible and not yet invited in the campaign, before queueing
+	Queued   int // invitations added now
+}
+
+// notInvited is the campaign half of eligibility; the other half is the view
+// invite_eligible (crm/migrations/0001_core.sql), the one definition of who
+// may get an invitation at all. Every query here joins the two.
+const notInvited = `NOT EXISTS (SELECT 1 FROM invitations i WHERE i.campaign_id = ? AND i.contact_id = e.contact_id)`
+
+// queueBatch bounds one write transaction of Queue, so the page and web
+// writers are never blocked for long.
+const queueBatch = 2000
+
+// CountEligible returns how many contacts could be invited in the campaign
+// now (eligible and not yet invited).
+func CountEligible(ctx context.Context, st *crm.Store, c Campaign) (int, error) {
+	var n int
+	err := st.DB().QueryRowContext(ctx, `SELECT count(*) FROM invite_eligible e WHERE `+notInvited, c.ID).Scan(&n)
+	return n, err
+}
+
+// Queue adds an invitation for every eligible contact not yet invited in
+// the campaign, at most limit (0: all). Queueing is idempotent: invitations
+// are UNIQUE per campaign and contact, and each carries the hash of its
+// derived token (see TokenKey).
+func Queue(ctx context.Context, st *crm.Store, name string, limit int) (QueueResult, error) {
+	c, err := LoadCampaign(ctx, st, name)
+	if err != nil {
+		return QueueResult{}, err
+	}
+	return queue(ctx, st, c, limit)
+}
+
+func queue(ctx context.Context, st *crm.Store, c Campaign, limit int) (QueueResult, error) {
+	var res QueueResult
+	var err error
+	if res.Eligible, err = CountEligible(ctx, st, c); err != nil {
+		return res, err
+	}
+	var after int64
+	for limit <= 0 || res.Queued < limit {
+		n := queueBatch
+		if limit > 0 && limit-res.Queued < n {
+			n = limit - res.Queued
+		}
+		added := 0
+		err := st.Update(ctx, func(tx *crm.Tx) error {
+			key, err := LoadTokenKey(tx)
+			if err != nil {
+				return err
+			}
+			rows, err := tx.QueryContext(ctx, `SELECT e.contact_id FROM invite_eligible e
+				WHERE e.contact_id > ? AND `+notInvited+` ORDER BY e.contact_id LIMIT ?`, after, c.ID, n)
+			if err != nil {
+				return err
+			}
+			ids := make([]int64, 0, n)
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			stmt, err := tx.PrepareContext(ctx, `INSERT INTO invitations (campaign_id, contact_id, token_hash, expires_at, created_at)
+				VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign_id, contact_id) DO NOTHING`)
+			if err != nil {
+				return err
+			}
+			defer stmt.Close()
+			now, expires := crm.FormatTime(tx.Now), crm.FormatTime(tx.Now.Add(c.Expiry))
+			for _, id := range ids {
+				r, err := stmt.ExecContext(ctx, c.ID, id, HashToken(key.Token(c.ID, id)), expires, now)
+				if err != nil {
+					return fmt.Errorf("queue invitation: %w", err)
+				}
+				if k, _ := r.RowsAffected(); k > 0 {
+					added++
+				}
+				after = id
+			}
+			if len(ids) < n {
+				n = -1 // done
+			}
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		res.Queued += added
+		if n < 0 {
+			break
+		}
+	}
+	return res, nil
+}

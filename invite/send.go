@@ -1,0 +1,699 @@
+package invite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/repermit/repermit/crm"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/time/rate"
+)
+
+// SendOptions configure Send and Remind. Zero values are sensible defaults.
+type SendOptions struct {
+	Campaign  string
+	Identity  Identity
+	Transport Transport
+	// Rate caps messages per second (0: unthrottled).
+	Rate float64
+	// Concurrency is the number of connections (default 4).
+	Concurrency int
+	// Limit sends at most this many messages in this run (0: all).
+	Limit int
+	// MaxAttempts per message within one run (default 4); a message still
+	// failing temporarily after that stays queued for the next run.
+	MaxAttempts int
+	// RetryBase is the first backoff delay (default 1s), doubled per
+	// attempt, with jitter, capped at 1 minute.
+	RetryBase time.Duration
+	// MaxConsecutiveFailures stops the run (default 10): the server is down
+	// or refuses us, and sending on would only fail everything.
+	MaxConsecutiveFailures int
+	// Progress receives a progress bar (ProgressBar, for a terminal) or
+	// plain log lines. Nil: silent. Lines never contain an address.
+	Progress    io.Writer
+	ProgressBar bool
+}
+
+// SendResult is the summary of campaign send (JSON keys of the contract).
+type SendResult struct {
+	Eligible int `json:"eligible"`
+	Queued   int `json:"queued"`
+	Sent     int `json:"sent"`
+	Failed   int `json:"failed"`
+	// Skipped are invitations left unsent this run: their contact is no
+	// longer eligible, or a temporary failure outlasted the retries (those
+	// are retried by the next run).
+	Skipped int `json:"skipped"`
+	// Bounced (part of Failed) had their address suppressed.
+	Bounced int `json:"-"`
+	// Deferred (part of Skipped) failed temporarily and stay queued.
+	Deferred int `json:"-"`
+}
+
+// ErrTooManyFailures stops a run whose messages keep failing.
+var ErrTooManyFailures = errors.New("too many consecutive failures")
+
+// StopError says why a run stopped early and how to resume.
+type StopError struct {
+	Failures int
+	Last     error
+}
+
+func (e *StopError) Error() string {
+	return fmt.Sprintf("stopped after %d consecutive failures; the last: %s. Nothing is lost: unsent invitations stay queued",
+		e.Failures, redact(e.Last))
+}
+func (e *StopError) Unwrap() error { return ErrTooManyFailures }
+
+var emailLike = regexp.MustCompile(`[^\s<>"'(),;:]+@[^\s<>"'(),;:]+`)
+
+// redact removes anything that looks like an address from an error, for
+// logs (servers quote the recipient in their replies).
+func redact(err error) string {
+	if err == nil {
+		return ""
+	}
+	return emailLike.ReplaceAllString(err.Error(), "<address>")
+}
+
+func (o *SendOptions) defaults() error {
+	if o.Transport == nil {
+		return errors.New("no transport: give an SMTP URL or an outbox directory")
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 4
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = time.Second
+	}
+	if o.MaxConsecutiveFailures <= 0 {
+		o.MaxConsecutiveFailures = 10
+	}
+	if o.Rate < 0 {
+		return errors.New("the rate must not be negative")
+	}
+	return nil
+}
+
+// Send queues an invitation for every eligible contact of the campaign not
+// yet invited and sends what is queued: exactly one message per invitation.
+// It may be called again at any time (after Ctrl-C, a crash, a --limit
+// pilot): it resumes where the last run stopped, and re-sends at most the
+// messages that were in flight when a process was killed. Cancelling ctx
+// lets messages in flight finish, records them, and returns ctx's error.
+func Send(ctx context.Context, st *crm.Store, o SendOptions) (SendResult, error) {
+	var res SendResult
+	if err := o.defaults(); err != nil {
+		return res, err
+	}
+	c, err := LoadCampaign(ctx, st, o.Campaign)
+	if err != nil {
+		return res, err
+	}
+	r, err := NewRenderer(&c, o.Identity)
+	if err != nil {
+		return res, err
+	}
+	unlock, err := lockSender(st)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	if err := recoverInFlight(ctx, st); err != nil {
+		return res, err
+	}
+	pending, err := countQueued(ctx, st, c.ID, false)
+	if err != nil {
+		return res, err
+	}
+	toQueue := 0
+	if o.Limit > 0 {
+		toQueue = o.Limit - pending
+		if toQueue <= 0 {
+			toQueue = -1
+		}
+	}
+	if toQueue >= 0 {
+		q, err := queue(ctx, st, c, toQueue)
+		if err != nil {
+			return res, err
+		}
+		res.Eligible, res.Queued = q.Eligible, q.Queued
+		pending += q.Queued
+	} else if res.Eligible, err = CountEligible(ctx, st, c); err != nil {
+		return res, err
+	}
+	total := pending
+	if o.Limit > 0 && total > o.Limit {
+		total = o.Limit
+	}
+	err = runPipeline(ctx, st, &c, r, o, false, total, &res)
+	return res, err
+}
+
+// DryRun counts who would be invited and renders one sample message for
+// the first of them (nil when nobody is eligible), queueing and sending
+// nothing. The sample's links carry a placeholder token.
+func DryRun(ctx context.Context, st *crm.Store, o SendOptions) (SendResult, *Message, error) {
+	var res SendResult
+	c, err := LoadCampaign(ctx, st, o.Campaign)
+	if err != nil {
+		return res, nil, err
+	}
+	r, err := NewRenderer(&c, o.Identity)
+	if err != nil {
+		return res, nil, err
+	}
+	if res.Eligible, err = CountEligible(ctx, st, c); err != nil {
+		return res, nil, err
+	}
+	var id int64
+	err = st.DB().QueryRowContext(ctx, `SELECT e.contact_id FROM invite_eligible e WHERE `+notInvited+` ORDER BY e.contact_id LIMIT 1`, c.ID).Scan(&id)
+	if err != nil {
+		return res, nil, nil
+	}
+	ct, err := st.ContactByID(ctx, id)
+	if err != nil {
+		return res, nil, err
+	}
+	now := st.Now()
+	m, err := r.Render(Recipient{Email: ct.Email, FirstName: ct.FirstName, LastName: ct.LastName, Language: ct.Language,
+		Token: "DRY-RUN-SAMPLE-TOKEN", ExpiresAt: now.Add(c.Expiry)}, now)
+	return res, m, err
+}
+
+// recoverInFlight puts back invitations and reminders a killed run had
+// claimed: with the sender lock held, nothing else is sending them.
+func recoverInFlight(ctx context.Context, st *crm.Store) error {
+	return st.Update(ctx, func(tx *crm.Tx) error {
+		if _, err := tx.Exec(`UPDATE invitations SET status = 'queued' WHERE status = 'sending'`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`UPDATE invitations SET reminder_status = 'queued' WHERE reminder_status = 'sending'`)
+		return err
+	})
+}
+
+func countQueued(ctx context.Context, st *crm.Store, campaignID int64, reminders bool) (int, error) {
+	q := `SELECT count(*) FROM invitations WHERE campaign_id = ? AND status = 'queued'`
+	if reminders {
+		q = `SELECT count(*) FROM invitations WHERE campaign_id = ? AND reminder_status = 'queued'`
+	}
+	var n int
+	err := st.DB().QueryRowContext(ctx, q, campaignID).Scan(&n)
+	return n, err
+}
+
+// job is one claimed message.
+type job struct {
+	id, contactID int64
+	email         string
+	first, last   string
+	lang          string
+	reminder      int
+	attempts      int
+}
+
+// outcome is a job's result, handed to the recorder.
+type outcome struct {
+	job      job
+	sent     bool
+	kind     Outcome
+	err      error
+	tries    int
+	msgID    string
+	recorded chan struct{}
+}
+
+// claimBatch bounds how many messages are claimed ahead of the workers.
+const claimBatch = 64
+
+// The claim queries re-check eligibility at send time (through the one view
+// invite_eligible): whoever unsubscribed, bounced or answered since the
+// invitation was queued gets nothing. Keyset paging on id keeps each claim
+// cheap and never revisits rows skipped in this run.
+const claimInvites = `SELECT i.id, i.contact_id, c.email, c.first_name, c.last_name, c.language, i.attempts
+	FROM invitations i JOIN contacts c ON c.id = i.contact_id
+	WHERE i.campaign_id = ? AND i.status = 'queued' AND i.id > ?
+	  AND EXISTS (SELECT 1 FROM invite_eligible e WHERE e.contact_id = i.contact_id)
+	ORDER BY i.id LIMIT ?`
+
+const claimReminders = `SELECT i.id, i.contact_id, c.email, c.first_name, c.last_name, c.language, i.reminders_sent + 1
+	FROM invitations i JOIN contacts c ON c.id = i.contact_id
+	WHERE i.campaign_id = ? AND i.reminder_status = 'queued' AND i.id > ?
+	  AND i.response = '' AND i.expired_at = '' AND i.status = 'sent'
+	  AND EXISTS (SELECT 1 FROM invite_eligible e WHERE e.contact_id = i.contact_id)
+	ORDER BY i.id LIMIT ?`
+
+// runPipeline claims, renders, sends and records: one claimer, Concurrency
+// workers (one connection each), one recorder that commits results in
+// groups. A worker waits until its message's result is committed before it
+// takes the next one, so after a kill -9 at most Concurrency messages were
+// sent but not recorded; those are the only ones sent again.
+func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o SendOptions, reminders bool, total int, res *SendResult) error {
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	key, err := tokenKey(ctx, st)
+	if err != nil {
+		return err
+	}
+	var limiter *rate.Limiter
+	if o.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(o.Rate), 1)
+	}
+	prog := newProgress(o, total, reminders)
+	defer prog.finish()
+
+	jobs := make(chan job, o.Concurrency)
+	results := make(chan *outcome, o.Concurrency)
+	var claimErr error
+	var claimed atomic.Int64
+	// claimer
+	go func() {
+		defer close(jobs)
+		var after int64
+		for {
+			if runCtx.Err() != nil {
+				return
+			}
+			n := claimBatch
+			if o.Limit > 0 {
+				left := o.Limit - int(claimed.Load())
+				if left <= 0 {
+					return
+				}
+				n = min(n, left)
+			}
+			batch, err := claim(runCtx, st, c.ID, reminders, after, n)
+			if err != nil {
+				if runCtx.Err() == nil {
+					claimErr = err
+					stop(err)
+				}
+				return
+			}
+			if len(batch) == 0 {
+				return
+			}
+			after = batch[len(batch)-1].id
+			claimed.Add(int64(len(batch)))
+			for _, j := range batch {
+				select {
+				case jobs <- j:
+				case <-runCtx.Done():
+					return // the rest stays 'sending' and is put back below
+				}
+			}
+		}
+	}()
+
+	var consecutive atomic.Int64
+	var lastErr atomic.Value
+	fail := func(err error) {
+		lastErr.Store(err)
+		if n := consecutive.Add(1); n >= int64(o.MaxConsecutiveFailures) {
+			stop(&StopError{Failures: int(n), Last: err})
+		}
+	}
+	var wg sync.WaitGroup
+	for range o.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{o: o, r: r, c: c, key: key, limiter: limiter, fail: fail, ok: func() { consecutive.Store(0) }, stop: stop}
+			defer w.close()
+			for j := range jobs {
+				out, ok := w.do(runCtx, st, j)
+				if !ok {
+					return // cancelled before sending: the job stays claimed and is put back
+				}
+				out.recorded = make(chan struct{})
+				results <- out
+				<-out.recorded
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	// recorder: commit what is there, in one transaction, then release the
+	// workers whose results it held.
+	var recErr error
+	for out := range results {
+		group := []*outcome{out}
+	drain:
+		for len(group) < 256 {
+			select {
+			case more, ok := <-results:
+				if !ok {
+					break drain
+				}
+				group = append(group, more)
+			default:
+				break drain
+			}
+		}
+		if recErr == nil {
+			// Recording must survive Ctrl-C: the messages are already sent.
+			recErr = record(context.WithoutCancel(ctx), st, c, reminders, group)
+			if recErr != nil {
+				stop(recErr)
+			}
+		}
+		for _, g := range group {
+			if recErr == nil {
+				res.add(g)
+				prog.add(g)
+			}
+			close(g.recorded)
+		}
+	}
+	// Put back anything claimed but not sent (cancelled or stopped).
+	if err := recoverInFlight(context.WithoutCancel(ctx), st); err != nil && recErr == nil {
+		recErr = err
+	}
+	// Skipped: still queued after this run, not counting fresh ones beyond
+	// the limit.
+	left, err := countQueued(context.WithoutCancel(ctx), st, c.ID, reminders)
+	if err == nil {
+		done := res.Sent + res.Failed
+		if o.Limit > 0 {
+			left = min(left, max(0, o.Limit-done))
+		}
+		res.Skipped = left
+	}
+	switch {
+	case recErr != nil:
+		return fmt.Errorf("record send results: %w", recErr)
+	case claimErr != nil:
+		return fmt.Errorf("claim invitations: %w", claimErr)
+	}
+	if cause := context.Cause(runCtx); cause != nil && runCtx.Err() != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return cause
+	}
+	return nil
+}
+
+func (res *SendResult) add(o *outcome) {
+	switch {
+	case o.sent:
+		res.Sent++
+	case o.kind == Temporary:
+		res.Deferred++
+	case o.kind == Bounce:
+		res.Failed++
+		res.Bounced++
+	default:
+		res.Failed++
+	}
+}
+
+func tokenKey(ctx context.Context, st *crm.Store) (TokenKey, error) {
+	var k TokenKey
+	err := st.Update(ctx, func(tx *crm.Tx) error {
+		var err error
+		k, err = LoadTokenKey(tx)
+		return err
+	})
+	return k, err
+}
+
+func claim(ctx context.Context, st *crm.Store, campaignID int64, reminders bool, after int64, n int) ([]job, error) {
+	var out []job
+	err := st.Update(ctx, func(tx *crm.Tx) error {
+		q := claimInvites
+		if reminders {
+			q = claimReminders
+		}
+		rows, err := tx.QueryContext(ctx, q, campaignID, after, n)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var j job
+			var extra int
+			if err := rows.Scan(&j.id, &j.contactID, &j.email, &j.first, &j.last, &j.lang, &extra); err != nil {
+				rows.Close()
+				return err
+			}
+			if reminders {
+				j.reminder = extra
+			} else {
+				j.attempts = extra
+			}
+			out = append(out, j)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		set := `UPDATE invitations SET status = 'sending', claimed_at = ? WHERE id = ?`
+		if reminders {
+			set = `UPDATE invitations SET reminder_status = 'sending', claimed_at = ? WHERE id = ?`
+		}
+		now := crm.FormatTime(tx.Now)
+		for _, j := range out {
+			if _, err := tx.Exec(set, now, j.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// record writes a group of results in one transaction.
+func record(ctx context.Context, st *crm.Store, c *Campaign, reminders bool, group []*outcome) error {
+	return st.Update(ctx, func(tx *crm.Tx) error {
+		now := crm.FormatTime(tx.Now)
+		for _, g := range group {
+			var err error
+			j := g.job
+			errText := ""
+			if g.err != nil {
+				errText = truncate(g.err.Error(), 500)
+			}
+			switch {
+			case g.sent && reminders:
+				_, err = tx.Exec(`UPDATE invitations SET reminder_status = '', reminders_sent = reminders_sent + 1,
+					last_reminder_at = ? WHERE id = ?`, now, j.id)
+			case g.sent:
+				_, err = tx.Exec(`UPDATE invitations SET status = 'sent', attempts = attempts + ?, sent_at = ?,
+					message_id = ?, last_error = '', expires_at = ? WHERE id = ?`,
+					g.tries, now, g.msgID, crm.FormatTime(tx.Now.Add(c.Expiry)), j.id)
+			case g.kind == Temporary && reminders:
+				_, err = tx.Exec(`UPDATE invitations SET reminder_status = 'queued', last_error = ? WHERE id = ?`, errText, j.id)
+			case g.kind == Temporary:
+				_, err = tx.Exec(`UPDATE invitations SET status = 'queued', attempts = attempts + ?, last_error = ?,
+					next_attempt_at = ? WHERE id = ?`, g.tries, errText, now, j.id)
+			case reminders:
+				_, err = tx.Exec(`UPDATE invitations SET reminder_status = 'failed', last_error = ? WHERE id = ?`, errText, j.id)
+			default:
+				_, err = tx.Exec(`UPDATE invitations SET status = 'failed', attempts = attempts + ?, last_error = ?
+					WHERE id = ?`, g.tries, errText, j.id)
+			}
+			if err != nil {
+				return err
+			}
+			if g.kind == Bounce && !g.sent {
+				if _, err := tx.SuppressEmail(j.email, crm.ReasonBounced, "invite:bounce:"+c.Name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// worker owns one connection.
+type worker struct {
+	o       SendOptions
+	r       *Renderer
+	c       *Campaign
+	key     TokenKey
+	limiter *rate.Limiter
+	conn    Conn
+	fail    func(error)
+	ok      func()
+	stop    context.CancelCauseFunc
+}
+
+func (w *worker) close() {
+	if w.conn != nil {
+		w.conn.Close()
+		w.conn = nil
+	}
+}
+
+// do sends one job with retries. It returns false when the run was
+// cancelled before the message went out (nothing to record).
+func (w *worker) do(ctx context.Context, st *crm.Store, j job) (*outcome, bool) {
+	if w.limiter != nil {
+		if err := w.limiter.Wait(ctx); err != nil {
+			return nil, false
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	now := st.Now().UTC()
+	m, err := w.r.Render(Recipient{InvitationID: j.id, Email: j.email, FirstName: j.first, LastName: j.last,
+		Language: j.lang, Token: w.key.Token(w.c.ID, j.contactID), Reminder: j.reminder,
+		ExpiresAt: now.Add(w.c.Expiry)}, now)
+	if err != nil {
+		// A template that cannot render fails every message: stop.
+		w.stop(err)
+		return nil, false
+	}
+	out := &outcome{job: j, msgID: m.MessageID}
+	for attempt := 1; ; attempt++ {
+		out.tries = attempt
+		err := w.send(ctx, m)
+		if err == nil {
+			out.sent = true
+			w.ok()
+			return out, true
+		}
+		out.err, out.kind = err, Classify(err)
+		var de *dialError
+		if errors.As(err, &de) && out.kind == Permanent {
+			// Refused credentials or TLS: every message would fail.
+			w.stop(&StopError{Failures: 1, Last: err})
+			return nil, false
+		}
+		if errors.As(err, &de) {
+			out.kind = Temporary // a connection failure never fails the message itself
+		}
+		if out.kind == Bounce {
+			w.ok() // the server works; the address does not
+			return out, true
+		}
+		w.fail(err)
+		if out.kind == Permanent || attempt >= w.o.MaxAttempts {
+			return out, true
+		}
+		// Exponential backoff with full jitter, cancellable.
+		d := w.o.RetryBase << (attempt - 1)
+		d = min(d, time.Minute)
+		d = d/2 + rand.N(d/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			out.kind = Temporary
+			return out, true // record the deferral: the message did not go out
+		case <-t.C:
+		}
+	}
+}
+
+// send delivers m on the worker's connection, dialling when needed. A
+// message already being transmitted finishes even when ctx is cancelled.
+func (w *worker) send(ctx context.Context, m *Message) error {
+	if w.conn == nil {
+		conn, err := w.o.Transport.Dial(ctx)
+		if err != nil {
+			return &dialError{err}
+		}
+		w.conn = conn
+	}
+	err := w.conn.Send(context.WithoutCancel(ctx), m)
+	if err != nil && !isProtocolReply(err) {
+		w.conn.Close()
+		w.conn = nil
+	}
+	return err
+}
+
+// dialError is a failure to connect or log in.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "connect: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// progress shows a bar on a terminal or a log line every few seconds.
+type progress struct {
+	w     io.Writer
+	bar   *progressbar.ProgressBar
+	total int
+	what  string
+	start time.Time
+	last  time.Time
+	n     SendResult
+}
+
+func newProgress(o SendOptions, total int, reminders bool) *progress {
+	p := &progress{w: o.Progress, total: total, what: "invitations", start: time.Now()}
+	if reminders {
+		p.what = "reminders"
+	}
+	p.last = p.start
+	if p.w == nil {
+		return p
+	}
+	if o.ProgressBar {
+		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription("sending "+p.what),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("msg"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish())
+	} else {
+		fmt.Fprintf(p.w, "sending %d %s\n", total, p.what)
+	}
+	return p
+}
+
+func (p *progress) add(o *outcome) {
+	p.n.add(o)
+	if p.w == nil {
+		return
+	}
+	if p.bar != nil {
+		p.bar.Add(1)
+		return
+	}
+	if o.err != nil && !o.sent {
+		fmt.Fprintf(p.w, "invitation %d: %s\n", o.job.id, redact(o.err))
+	}
+	if time.Since(p.last) >= 2*time.Second {
+		p.last = time.Now()
+		p.line()
+	}
+}
+
+func (p *progress) line() {
+	el := time.Since(p.start).Seconds()
+	done := p.n.Sent + p.n.Failed + p.n.Deferred
+	fmt.Fprintf(p.w, "%s: %d of %d done (sent %d, failed %d, deferred %d), %.0f msg/s\n",
+		p.what, done, p.total, p.n.Sent, p.n.Failed, p.n.Deferred, float64(done)/max(el, 0.001))
+}
+
+func (p *progress) finish() {
+	if p.w == nil {
+		return
+	}
+	if p.bar != nil {
+		p.bar.Finish()
+		return
+	}
+	p.line()
+}

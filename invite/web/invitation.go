@@ -1,0 +1,173 @@
+package web
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/repermit/repermit/crm"
+	"github.com/repermit/repermit/invite"
+)
+
+// invitation is what a page needs to know about the token's invitation,
+// its campaign and its contact.
+type invitation struct {
+	ID, CampaignID, ContactID int64
+	ExpiresAt                 time.Time
+	Response                  string // "", confirmed, declined, unsubscribed
+	RespondedAt               time.Time
+	Campaign                  string
+	Settings                  invite.Settings
+	StatementVersion          string
+	FirstName, Phone, Country string
+	Language                  string
+	Erased                    bool
+	// Blocked: suppressed for everything or for WhatsApp (a complaint, an
+	// erasure): no WhatsApp confirmation may be recorded.
+	Blocked bool
+	// PhoneBlocked: the stored number said STOP (or was erased); a new
+	// number is needed.
+	PhoneBlocked bool
+	WhatsApp     string // current WhatsApp consent (crm.Action… or crm.StateNone)
+}
+
+// errUnknownToken: no invitation has this token.
+var errUnknownToken = errors.New("unknown token")
+
+// validToken rejects what cannot be a token before it reaches the
+// database; real tokens are 32 URL-safe characters.
+func validToken(t string) bool {
+	if len(t) < 16 || len(t) > 64 {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// loadInvitationSQL reads an invitation with what its pages need in one
+// round trip. The two EXISTS are the suppressions that stop WhatsApp: by
+// the contact's email (complaint, erasure) and by its stored number (STOP).
+const loadInvitationSQL = `SELECT i.id, i.campaign_id, i.contact_id, i.expires_at, i.response, i.responded_at,
+	c.name, c.settings, c.statement_version,
+	k.first_name, k.phone_e164, k.country, k.language, k.erased_at IS NOT NULL,
+	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel IN ('all', 'whatsapp')),
+	EXISTS (SELECT 1 FROM suppressions s WHERE k.phone_hash <> '' AND s.phone_hash = k.phone_hash AND s.channel IN ('all', 'whatsapp')),
+	coalesce((SELECT cc.action FROM consent_current cc WHERE cc.contact_id = k.id AND cc.channel = 'whatsapp'), 'none')
+FROM invitations i
+JOIN campaigns c ON c.id = i.campaign_id
+JOIN contacts k ON k.id = i.contact_id
+WHERE i.token_hash = ?`
+
+// load reads the invitation of a token from the read pool.
+func (s *Server) load(ctx context.Context, token string) (*invitation, error) {
+	if !validToken(token) {
+		return nil, errUnknownToken
+	}
+	var inv invitation
+	var expires, responded, settings string
+	err := s.st.DB().QueryRowContext(ctx, loadInvitationSQL, invite.HashToken(token)).Scan(
+		&inv.ID, &inv.CampaignID, &inv.ContactID, &expires, &inv.Response, &responded,
+		&inv.Campaign, &settings, &inv.StatementVersion,
+		&inv.FirstName, &inv.Phone, &inv.Country, &inv.Language, &inv.Erased,
+		&inv.Blocked, &inv.PhoneBlocked, &inv.WhatsApp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errUnknownToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load invitation: %w", err)
+	}
+	if inv.ExpiresAt, err = crm.ParseTime(expires); err != nil {
+		return nil, fmt.Errorf("invitation %d: bad expiry: %w", inv.ID, err)
+	}
+	inv.RespondedAt, _ = crm.ParseTime(responded)
+	if settings != "" {
+		if err := json.Unmarshal([]byte(settings), &inv.Settings); err != nil {
+			return nil, fmt.Errorf("campaign %d: settings are not valid JSON: %w", inv.CampaignID, err)
+		}
+	}
+	return &inv, nil
+}
+
+// expired reports whether the invitation can no longer be answered at now.
+func (inv *invitation) expired(now time.Time) bool {
+	return !inv.ExpiresAt.IsZero() && !now.Before(inv.ExpiresAt)
+}
+
+// offered filters what a form sent down to the interests the campaign (or
+// the contact's current choice, on /p) offers, without duplicates, in the
+// order offered.
+func offered(sent []string, options []invite.Interest) []string {
+	var out []string
+	for _, o := range options {
+		if slices.Contains(sent, o.Name) && !slices.Contains(out, o.Name) {
+			out = append(out, o.Name)
+		}
+	}
+	return out
+}
+
+// recordVisit logs a GET or HEAD of a page: a row in visits and the
+// invitation's counters. It records nothing else: a visit is never consent.
+// An erased contact's visits are not logged (the user agent is personal).
+func (s *Server) recordVisit(r *http.Request, inv *invitation, page string) {
+	if inv.Erased {
+		return
+	}
+	ua := clip(r.UserAgent(), 512)
+	err := s.write(r.Context(), func(tx *crm.Tx) error {
+		now := crm.FormatTime(tx.Now)
+		if _, err := tx.Exec(`INSERT INTO visits (invitation_id, page, method, at, user_agent) VALUES (?, ?, ?, ?, ?)`,
+			inv.ID, page, r.Method, now, ua); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`UPDATE invitations SET visits = visits + 1,
+			first_visit_at = CASE WHEN first_visit_at = '' THEN ? ELSE first_visit_at END WHERE id = ?`, now, inv.ID)
+		return err
+	})
+	if err != nil && r.Context().Err() == nil {
+		// The page still shows: a lost visit log must not stop a person.
+		s.log.Error("record visit", "invitation", inv.ID, "err", err)
+	}
+}
+
+// clip cuts s to at most n bytes (on a rune boundary).
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// parseForm reads a url-encoded or multipart body (RFC 8058 allows both for
+// one-click unsubscribes). It returns the status to answer when it fails:
+// 413 for a body over the limit, 400 otherwise.
+func parseForm(r *http.Request, limit int64) (int, error) {
+	var err error
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		err = r.ParseMultipartForm(limit)
+	} else {
+		err = r.ParseForm()
+	}
+	if err == nil {
+		return 0, nil
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, err
+	}
+	return http.StatusBadRequest, err
+}
