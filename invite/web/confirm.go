@@ -1,0 +1,306 @@
+package web
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/repermit/repermit/crm"
+)
+
+// Method is the ledger method of a WhatsApp decision on the confirmation page.
+const (
+	MethodConfirmPage     = "invite:confirm-page"
+	MethodOneClick        = "one-click-unsubscribe"
+	MethodUnsubscribePage = "unsubscribe-page"
+	MethodPreferencePage  = "preference-page"
+)
+
+// closedPage answers for an invitation that cannot be answered (erased
+// contact 410, expired 410, suppressed for WhatsApp or everything 403) and
+// reports whether it did.
+func (s *Server) closedPage(w http.ResponseWriter, r *http.Request, inv *invitation, lang string) bool {
+	switch {
+	case inv.Erased:
+		s.message(w, r, http.StatusGone, lang, "gone_title", "gone_text")
+	case inv.expired(s.st.Now()):
+		s.message(w, r, http.StatusGone, lang, "exp_title", "exp_text", s.opt.Business.Name, formatDate(lang, inv.ExpiresAt))
+	case inv.Blocked:
+		s.message(w, r, http.StatusForbidden, lang, "blocked_title", "blocked_text", s.opt.Business.Name)
+	default:
+		return false
+	}
+	return true
+}
+
+// confirmView is the confirmation page of inv, before any input.
+func (s *Server) confirmView(ctx context.Context, inv *invitation, lang, token string) (*view, error) {
+	stmt, err := s.st.StatementFor(ctx, crm.ChannelWhatsApp, inv.StatementVersion, inv.Language)
+	if err != nil {
+		return nil, fmt.Errorf("campaign %q: %w (its statement must be stored before invitations go out)", inv.Campaign, err)
+	}
+	v := &view{Lang: lang, Business: s.opt.Business, Token: token, Statement: stmt}
+	v.Title = v.T("confirm_title", s.opt.Business.Name)
+	v.Hello = v.T("hello_anon")
+	if name := strings.TrimSpace(inv.FirstName); name != "" {
+		v.Hello = v.T("hello", name)
+	}
+	if inv.Phone != "" && !inv.PhoneBlocked {
+		v.MaskedPhone = maskPhone(inv.Phone)
+	} else {
+		v.NeedPhone = true
+	}
+	for _, in := range inv.Settings.Interests {
+		v.Interests = append(v.Interests, choice{Name: in.Name, Label: in.Label(lang)})
+	}
+	when := formatDate(lang, inv.RespondedAt)
+	switch inv.Response {
+	case "confirmed":
+		v.Answered = v.T("answered_confirmed", when)
+	case "declined":
+		v.Answered = v.T("answered_declined", when)
+	case "unsubscribed":
+		v.Answered = v.T("answered_unsub", when)
+	}
+	return v, nil
+}
+
+// confirmGet shows the confirmation page and logs the visit; nothing else.
+func (s *Server) confirmGet(w http.ResponseWriter, r *http.Request) {
+	inv, lang, ok := s.open(w, r)
+	if !ok {
+		return
+	}
+	s.recordVisit(r, inv, "confirm")
+	if s.closedPage(w, r, inv, lang) {
+		return
+	}
+	v, err := s.confirmView(r.Context(), inv, lang, r.PathValue("token"))
+	if err != nil {
+		s.fail(w, r, lang, err)
+		return
+	}
+	s.render(w, http.StatusOK, "confirm", v)
+}
+
+// decision is what a POST to /c asks to record.
+type decision struct {
+	action    string // crm.ActionConfirmed or crm.ActionDeclined
+	interests []string
+	phone     string // E.164 to store, "" to keep the stored one
+	phoneRaw  string
+	statement crm.Statement
+	ip, ua    string
+	lang      string
+}
+
+// Outcomes of recording a decision.
+type outcome int
+
+const (
+	recorded outcome = iota
+	repeated
+	gone
+	expired
+	blocked
+	phoneBlocked
+	phoneMissing
+)
+
+// confirmPost records a person's answer. A bad or missing number re-renders
+// the form with what was entered; the success page is shown only after the
+// answer is durable.
+func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
+	inv, lang, ok := s.open(w, r)
+	if !ok {
+		return
+	}
+	if s.closedPage(w, r, inv, lang) || !s.readForm(w, r, lang) {
+		return
+	}
+	token := r.PathValue("token")
+	v, err := s.confirmView(r.Context(), inv, lang, token)
+	if err != nil {
+		s.fail(w, r, lang, err)
+		return
+	}
+	d := decision{ip: s.clientIP(r), ua: clip(r.UserAgent(), 1024), lang: lang, statement: v.Statement}
+	d.interests = offered(r.PostForm["interest"], inv.Settings.Interests)
+	for i := range v.Interests {
+		for _, n := range d.interests {
+			v.Interests[i].Checked = v.Interests[i].Checked || v.Interests[i].Name == n
+		}
+	}
+	v.Phone = clip(strings.TrimSpace(r.PostForm.Get("phone")), 64)
+	// Record the statement the person was shown, should the contact's
+	// language have changed since the page was rendered.
+	if shown := r.PostForm.Get("statement"); shown != "" && shown != v.Statement.SHA256 {
+		if st, err := s.statementByHash(r.Context(), inv.StatementVersion, shown); err == nil {
+			d.statement = st
+		}
+	}
+	switch r.PostForm.Get("decision") {
+	case "confirm":
+		d.action = crm.ActionConfirmed
+		region := inv.Country
+		if region == "" {
+			region = s.opt.DefaultRegion
+		}
+		switch {
+		case v.Phone != "":
+			e164, err := parsePhone(v.Phone, region)
+			if err != nil {
+				v.PhoneError = v.T("err_phone_invalid")
+				s.render(w, http.StatusUnprocessableEntity, "confirm", v)
+				return
+			}
+			d.phone, d.phoneRaw = e164, v.Phone
+		case v.NeedPhone:
+			v.PhoneError = v.T("err_phone_missing")
+			s.render(w, http.StatusUnprocessableEntity, "confirm", v)
+			return
+		}
+	case "decline":
+		d.action = crm.ActionDeclined
+		d.phone = ""
+	default:
+		v.DecisionError = v.T("err_decision")
+		s.render(w, http.StatusBadRequest, "confirm", v)
+		return
+	}
+	out, err := s.recordDecision(r.Context(), inv, d)
+	if err != nil {
+		s.fail(w, r, lang, err)
+		return
+	}
+	switch out {
+	case gone:
+		s.message(w, r, http.StatusGone, lang, "gone_title", "gone_text")
+		return
+	case expired:
+		s.message(w, r, http.StatusGone, lang, "exp_title", "exp_text", s.opt.Business.Name, formatDate(lang, inv.ExpiresAt))
+		return
+	case blocked:
+		s.message(w, r, http.StatusForbidden, lang, "blocked_title", "blocked_text", s.opt.Business.Name)
+		return
+	case phoneBlocked:
+		v.PhoneError = v.T("err_phone_blocked")
+		s.render(w, http.StatusUnprocessableEntity, "confirm", v)
+		return
+	case phoneMissing:
+		v.NeedPhone, v.MaskedPhone = true, ""
+		v.PhoneError = v.T("err_phone_missing")
+		s.render(w, http.StatusUnprocessableEntity, "confirm", v)
+		return
+	}
+	done := &view{Lang: lang, Business: s.opt.Business, Token: token, Confirmed: d.action == crm.ActionConfirmed}
+	if done.Confirmed {
+		done.Title = done.T("yes_title")
+		phone := d.phone
+		if phone == "" {
+			phone = inv.Phone
+		}
+		done.MaskedPhone = maskPhone(phone)
+		done.WhatsAppLink = waLink(s.opt.Business.WhatsAppNumber)
+	} else {
+		done.Title = done.T("no_title")
+	}
+	s.render(w, http.StatusOK, "done", done)
+}
+
+// statementByHash finds the statement of a version with the given hash.
+func (s *Server) statementByHash(ctx context.Context, version, sha string) (crm.Statement, error) {
+	st := crm.Statement{Channel: crm.ChannelWhatsApp, Version: version, SHA256: sha}
+	err := s.st.DB().QueryRowContext(ctx, `SELECT language, text FROM statements
+		WHERE channel = ? AND version = ? AND sha256 = ? LIMIT 1`, st.Channel, version, sha).Scan(&st.Language, &st.Text)
+	return st, err
+}
+
+// decisionStateSQL re-reads, inside the writing transaction, everything
+// that decides whether an answer may be recorded: another request (or an
+// erasure, a complaint) may have come in since the page was read.
+const decisionStateSQL = `SELECT i.response, i.expires_at, k.erased_at IS NOT NULL, k.phone_e164,
+	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel IN ('all', 'whatsapp')),
+	EXISTS (SELECT 1 FROM suppressions s WHERE s.phone_hash <> ''
+		AND s.phone_hash = (CASE WHEN ? <> '' THEN ? ELSE k.phone_hash END) AND s.channel IN ('all', 'whatsapp')),
+	coalesce((SELECT cc.action FROM consent_current cc WHERE cc.contact_id = k.id AND cc.channel = 'whatsapp'), 'none')
+FROM invitations i JOIN contacts k ON k.id = i.contact_id
+WHERE i.id = ?`
+
+// recordDecision writes a decision in one transaction: the consent event,
+// the interests and number (on a confirmation) and the invitation's
+// response. Repeating the same answer changes nothing.
+func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision) (outcome, error) {
+	var out outcome
+	err := s.write(ctx, func(tx *crm.Tx) error {
+		var response, expires, stored, current string
+		var erased, isBlocked, isPhoneBlocked bool
+		hash := s.st.HashPhone(d.phone)
+		err := tx.QueryRow(decisionStateSQL, hash, hash, inv.ID).Scan(&response, &expires, &erased, &stored,
+			&isBlocked, &isPhoneBlocked, &current)
+		if errors.Is(err, sql.ErrNoRows) {
+			out = gone
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read invitation %d: %w", inv.ID, err)
+		}
+		exp, _ := crm.ParseTime(expires)
+		confirm := d.action == crm.ActionConfirmed
+		switch {
+		case erased:
+			out = gone
+		case !exp.IsZero() && !tx.Now.Before(exp):
+			out = expired
+		case isBlocked && confirm:
+			out = blocked
+		case isPhoneBlocked && confirm:
+			out = phoneBlocked
+		case confirm && d.phone == "" && stored == "":
+			out = phoneMissing
+		case response == d.action && current == d.action:
+			out = repeated
+		default:
+			out = recorded
+		}
+		if out != recorded {
+			return nil
+		}
+		ev := &crm.Event{
+			ContactID:        inv.ContactID,
+			Channel:          crm.ChannelWhatsApp,
+			Action:           d.action,
+			Method:           MethodConfirmPage,
+			IP:               d.ip,
+			UserAgent:        d.ua,
+			Campaign:         inv.Campaign,
+			InvitationID:     inv.ID,
+			StatementVersion: d.statement.Version,
+			StatementSHA256:  d.statement.SHA256,
+			Evidence:         map[string]string{"page_language": d.lang, "statement_language": d.statement.Language},
+		}
+		if confirm {
+			ev.Evidence["interests"] = strings.Join(d.interests, ",")
+		}
+		if err := tx.AppendEvent(ev); err != nil {
+			return err
+		}
+		if confirm {
+			if err := tx.SetInterests(inv.ContactID, d.interests); err != nil {
+				return fmt.Errorf("set interests: %w", err)
+			}
+			if d.phone != "" && d.phone != stored {
+				if err := tx.SetPhone(inv.ContactID, d.phone, d.phoneRaw); err != nil {
+					return fmt.Errorf("set phone: %w", err)
+				}
+			}
+		}
+		_, err = tx.Exec(`UPDATE invitations SET response = ?, responded_at = ? WHERE id = ?`,
+			d.action, crm.FormatTime(tx.Now), inv.ID)
+		return err
+	})
+	return out, err
+}
