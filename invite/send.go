@@ -319,9 +319,7 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 	}()
 
 	var consecutive atomic.Int64
-	var lastErr atomic.Value
 	fail := func(err error) {
-		lastErr.Store(err)
 		if n := consecutive.Add(1); n >= int64(o.MaxConsecutiveFailures) {
 			stop(&StopError{Failures: int(n), Last: err})
 		}
