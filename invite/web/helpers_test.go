@@ -192,7 +192,9 @@ func (f *fixture) do(method, path string, form url.Values, header ...string) res
 	return response{resp.StatusCode, resp.Header, string(b)}
 }
 
-func (f *fixture) get(path string, header ...string) response { return f.do("GET", path, nil, header...) }
+func (f *fixture) get(path string, header ...string) response {
+	return f.do("GET", path, nil, header...)
+}
 
 func (f *fixture) post(path string, form url.Values, header ...string) response {
 	return f.do("POST", path, form, header...)
