@@ -64,6 +64,20 @@ func scanContact(r scanner) (Contact, error) {
 	return c, nil
 }
 
+// scanContactAndHash scans contactColumns followed by email_hash.
+func scanContactAndHash(r scanner) (Contact, string, error) {
+	var h string
+	c, err := scanContact(hashScanner{r, &h})
+	return c, h, err
+}
+
+type hashScanner struct {
+	r scanner
+	h *string
+}
+
+func (s hashScanner) Scan(dest ...any) error { return s.r.Scan(append(dest, s.h)...) }
+
 // ContactByEmail finds a contact by address (normalised here). An erased
 // contact is found too (by its hash), with Erased set.
 func (s *Store) ContactByEmail(ctx context.Context, email string) (Contact, error) {
@@ -124,44 +138,72 @@ const (
 // ErrErased for an erased contact and changes nothing then.
 func (tx *Tx) UpsertContact(in ContactInput) (int64, string, error) {
 	hash := tx.store.HashEmail(in.Email)
-	row := tx.row(`SELECT `+contactColumns+` FROM contacts WHERE email_hash = ?`, hash)
-	old, err := scanContact(row)
+	old, err := scanContact(tx.row(`SELECT `+contactColumns+` FROM contacts WHERE email_hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
-		c := Contact{Email: in.Email}
-		mergeInput(&c, in)
-		id, err := tx.insertContact(&c, hash)
-		return id, Created, err
+		c, outcome, err := tx.upsertKnown(in, hash, nil)
+		return c.ID, outcome, err
 	}
 	if err != nil {
 		return 0, "", err
 	}
-	if old.Erased {
-		return old.ID, "", ErrErased
+	c, outcome, err := tx.upsertKnown(in, hash, &old)
+	return c.ID, outcome, err
+}
+
+// upsertKnown merges in into old (nil for a new contact), writes the
+// result when it differs, and returns the contact as stored. The caller has
+// already looked old up (the importer does so for a whole batch at once).
+func (tx *Tx) upsertKnown(in ContactInput, hash string, old *Contact) (Contact, string, error) {
+	if old == nil {
+		c := Contact{Email: in.Email}
+		mergeInput(&c, in)
+		id, err := tx.insertContact(&c, hash)
+		c.ID = id
+		return c, Created, err
 	}
-	merged := old
+	if old.Erased {
+		return *old, "", ErrErased
+	}
+	merged := *old
 	merged.Tags = slices.Clone(old.Tags)
 	merged.Attributes = maps.Clone(old.Attributes)
 	mergeInput(&merged, in)
-	if sameContact(old, merged) {
-		return old.ID, Unchanged, nil
+	if sameContact(*old, merged) {
+		return merged, Unchanged, nil
 	}
 	tags, attrs := encodeTagsAttrs(merged)
-	_, err = tx.exec(`UPDATE contacts SET first_name = ?, last_name = ?, phone_e164 = ?, phone_raw = ?, phone_hash = ?,
+	if err := tx.flushBulk(); err != nil { // the row may still be gathered
+		return merged, "", err
+	}
+	_, err := tx.exec(`UPDATE contacts SET first_name = ?, last_name = ?, phone_e164 = ?, phone_raw = ?, phone_hash = ?,
 		country = ?, language = ?, tags = ?, attributes = ?, source = ?, external_id = ?, updated_at = ? WHERE id = ?`,
 		merged.FirstName, merged.LastName, merged.Phone, merged.PhoneRaw, tx.store.HashPhone(merged.Phone),
 		merged.Country, merged.Language, tags, attrs, merged.Source, merged.ExternalID, FormatTime(tx.Now), old.ID)
 	if err != nil {
-		return 0, "", fmt.Errorf("update contact: %w", err)
+		return merged, "", fmt.Errorf("update contact: %w", err)
 	}
-	return old.ID, Updated, nil
+	return merged, Updated, nil
 }
 
 func (tx *Tx) insertContact(c *Contact, hash string) (int64, error) {
 	tags, attrs := encodeTagsAttrs(*c)
 	now := FormatTime(tx.Now)
-	res, err := tx.exec(`INSERT INTO contacts (email, email_hash, first_name, last_name, phone_e164, phone_raw, phone_hash,
-		country, language, tags, attributes, source, external_id, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	const insert = `INSERT INTO contacts (id, email, email_hash, first_name, last_name, phone_e164, phone_raw, phone_hash,
+		country, language, tags, attributes, source, external_id, created_at, updated_at)`
+	if tx.bulkMode {
+		// The one writer connection owns the id sequence for the batch.
+		if tx.nextContactID == 0 {
+			if err := tx.QueryRow(`SELECT coalesce(max(id), 0) + 1 FROM contacts`).Scan(&tx.nextContactID); err != nil {
+				return 0, err
+			}
+		}
+		id := tx.nextContactID
+		tx.nextContactID++
+		err := tx.bulkAdd(tx.bulk(insert, "", 16), id, c.Email, hash, c.FirstName, c.LastName, c.Phone, c.PhoneRaw,
+			tx.store.HashPhone(c.Phone), c.Country, c.Language, tags, attrs, c.Source, c.ExternalID, now, now)
+		return id, err
+	}
+	res, err := tx.exec(insert+` VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Email, hash, c.FirstName, c.LastName, c.Phone, c.PhoneRaw, tx.store.HashPhone(c.Phone), c.Country,
 		c.Language, tags, attrs, c.Source, c.ExternalID, now, now)
 	if err != nil {

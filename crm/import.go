@@ -185,7 +185,8 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 	if delim == '\t' {
 		fs.Delimiter = "tab"
 	}
-	norm := &normalizer{file: name, mapping: mapping, header: header, defaultRegion: strings.ToUpper(opts.DefaultRegion)}
+	norm := &normalizer{file: name, mapping: mapping, header: header, defaultRegion: strings.ToUpper(opts.DefaultRegion),
+		hashEmail: s.HashEmail}
 	norm.fileStatus = fileStatus(preset.Name, name, mapping)
 	fs.Status = norm.fileStatus
 	fs.NoConsent = norm.fileStatus == "" && !mapping.hasConsentColumn()
@@ -267,14 +268,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.Update(ctx, func(tx *Tx) error {
-			for i := range batch {
-				if err := tx.applyImportRow(&batch[i]); err != nil {
-					return fmt.Errorf("line %d: %w", batch[i].line, err)
-				}
-			}
-			return nil
-		})
+		err := s.Update(ctx, func(tx *Tx) error { return tx.applyImportBatch(batch) })
 		if err != nil {
 			return err
 		}

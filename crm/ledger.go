@@ -159,19 +159,28 @@ func (tx *Tx) AppendEvent(e *Event) error {
 		b, _ := json.Marshal(e.Evidence)
 		evidence = string(b)
 	}
-	_, err := tx.exec(`INSERT INTO consent_events (id, contact_id, channel, action, at, recorded_at, method, ip,
-		user_agent, campaign, invitation_id, evidence, statement_version, statement_sha256, digest, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.ContactID, e.Channel, e.Action, FormatTime(e.At), FormatTime(e.RecordedAt), e.Method, e.IP,
+	vals := []any{e.ID, e.ContactID, e.Channel, e.Action, FormatTime(e.At), FormatTime(e.RecordedAt), e.Method, e.IP,
 		e.UserAgent, e.Campaign, e.InvitationID, evidence, e.StatementVersion, e.StatementSHA256, e.Digest,
-		e.PrevHash, e.Hash)
-	if err != nil {
-		return fmt.Errorf("append consent event: %w", err)
-	}
-	if _, err := tx.exec(`INSERT INTO consent_current (contact_id, channel, action, event_id, at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (contact_id, channel) DO UPDATE SET action = excluded.action, event_id = excluded.event_id, at = excluded.at`,
-		e.ContactID, e.Channel, e.Action, e.ID, FormatTime(e.At)); err != nil {
-		return fmt.Errorf("update current consent: %w", err)
+		e.PrevHash, e.Hash}
+	const insertEvent = `INSERT INTO consent_events (id, contact_id, channel, action, at, recorded_at, method, ip,
+		user_agent, campaign, invitation_id, evidence, statement_version, statement_sha256, digest, prev_hash, hash)`
+	const insertCurrent = `INSERT INTO consent_current (contact_id, channel, action, event_id, at)`
+	const onConflict = `ON CONFLICT (contact_id, channel) DO UPDATE SET action = excluded.action, event_id = excluded.event_id, at = excluded.at`
+	if tx.bulkMode {
+		if err := tx.bulkAdd(tx.bulk(insertEvent, "", len(vals)), vals...); err != nil {
+			return fmt.Errorf("append consent event: %w", err)
+		}
+		if err := tx.bulkAdd(tx.bulk(insertCurrent, onConflict, 5), e.ContactID, e.Channel, e.Action, e.ID, FormatTime(e.At)); err != nil {
+			return fmt.Errorf("update current consent: %w", err)
+		}
+	} else {
+		if _, err := tx.exec(insertEvent+` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, vals...); err != nil {
+			return fmt.Errorf("append consent event: %w", err)
+		}
+		if _, err := tx.exec(insertCurrent+` VALUES (?, ?, ?, ?, ?) `+onConflict,
+			e.ContactID, e.Channel, e.Action, e.ID, FormatTime(e.At)); err != nil {
+			return fmt.Errorf("update current consent: %w", err)
+		}
 	}
 	tx.head.id, tx.head.hash, tx.head.dirty = e.ID, e.Hash, true
 	return nil

@@ -28,6 +28,9 @@ type importRow struct {
 	reject  string   // why the row is rejected ("" when it is fine)
 	contact ContactInput
 	consent importedConsent
+	// emailHash is computed by the worker (an HMAC per row is worth
+	// moving off the writer).
+	emailHash string
 
 	// Filled by the writer.
 	outcome    string
@@ -51,6 +54,7 @@ type normalizer struct {
 	mapping       *columnMapping
 	defaultRegion string
 	fileStatus    string
+	hashEmail     func(string) string
 }
 
 func (n *normalizer) normalize(rr rawRow) importRow {
@@ -136,6 +140,7 @@ func (n *normalizer) normalize(rr rawRow) importRow {
 		}
 	}
 	r.contact = c
+	r.emailHash = n.hashEmail(email)
 	r.consent = n.consent(get, rr.line)
 	return r
 }
@@ -344,54 +349,157 @@ func parseExportTime(v string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// applyImportRow writes one normalised row: the contact, then its email
-// consent under the opt-outs-win rule.
-func (tx *Tx) applyImportRow(r *importRow) error {
-	if r.reject != "" {
-		return nil
-	}
-	id, outcome, err := tx.UpsertContact(r.contact)
-	if err == ErrErased {
-		r.reject = "this address was erased (right to erasure); it is kept only on the suppression list and is not imported again"
-		return nil
-	}
+// importState is what a batch needs to know of the rows already stored:
+// looked up once per batch (a few IN queries) instead of once per row, and
+// kept current as the batch writes.
+type importState struct {
+	contacts   map[string]*Contact // by email hash
+	current    map[int64]string    // email consent action by contact id
+	suppressed map[string]bool     // email hashes suppressed for email
+}
+
+// applyImportBatch writes normalised rows in file order: each contact, then
+// its email consent under the opt-outs-win rule.
+func (tx *Tx) applyImportBatch(rows []importRow) error {
+	st, err := tx.loadImportState(rows)
 	if err != nil {
 		return err
 	}
-	r.outcome = outcome
-	return tx.applyImportedConsent(id, r)
+	// Everything the batch reads back is in st, so new rows can be
+	// gathered and written many per statement.
+	tx.bulkMode = true
+	defer func() { tx.bulkMode = false }()
+	for i := range rows {
+		r := &rows[i]
+		if r.reject != "" {
+			continue
+		}
+		c, outcome, err := tx.upsertKnown(r.contact, r.emailHash, st.contacts[r.emailHash])
+		if err == ErrErased {
+			r.reject = "this address was erased (right to erasure); it is kept only on the suppression list and is not imported again"
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("line %d: %w", r.line, err)
+		}
+		st.contacts[r.emailHash] = &c
+		r.outcome = outcome
+		if err := tx.applyImportedConsent(c.ID, r, st); err != nil {
+			return fmt.Errorf("line %d: %w", r.line, err)
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) loadImportState(rows []importRow) (*importState, error) {
+	st := &importState{contacts: map[string]*Contact{}, current: map[int64]string{}, suppressed: map[string]bool{}}
+	var hashes []any
+	seen := map[string]bool{}
+	for i := range rows {
+		if h := rows[i].emailHash; rows[i].reject == "" && !seen[h] {
+			seen[h] = true
+			hashes = append(hashes, h)
+		}
+	}
+	var ids []any
+	err := inChunks(hashes, func(part []any, marks string) error {
+		rs, err := tx.Query(`SELECT `+contactColumns+`, email_hash FROM contacts WHERE email_hash IN (`+marks+`)`, part...)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var c Contact
+			var h string
+			if c, h, err = scanContactAndHash(rs); err != nil {
+				return err
+			}
+			st.contacts[h] = &c
+			ids = append(ids, c.ID)
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = inChunks(ids, func(part []any, marks string) error {
+		rs, err := tx.Query(`SELECT contact_id, action FROM consent_current WHERE channel = 'email' AND contact_id IN (`+marks+`)`, part...)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var id int64
+			var action string
+			if err := rs.Scan(&id, &action); err != nil {
+				return err
+			}
+			st.current[id] = action
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = inChunks(hashes, func(part []any, marks string) error {
+		rs, err := tx.Query(`SELECT email_hash FROM suppressions WHERE channel IN ('all', 'email') AND email_hash IN (`+marks+`)`, part...)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var h string
+			if err := rs.Scan(&h); err != nil {
+				return err
+			}
+			st.suppressed[h] = true
+		}
+		return rs.Err()
+	})
+	return st, err
+}
+
+// inChunks calls fn for slices of at most 500 values with the matching
+// "?,?,…" placeholder list (SQLite limits bound parameters per statement).
+func inChunks(vals []any, fn func(part []any, marks string) error) error {
+	const size = 500
+	for len(vals) > 0 {
+		n := min(size, len(vals))
+		if err := fn(vals[:n], strings.TrimSuffix(strings.Repeat("?,", n), ",")); err != nil {
+			return err
+		}
+		vals = vals[n:]
+	}
+	return nil
 }
 
 // applyImportedConsent records the export's email consent. Opt-outs win: a
 // withdrawn consent or a suppression is never undone by a "subscribed"
 // row, in whichever order files come; and nothing is recorded twice, so a
 // re-import adds no events.
-func (tx *Tx) applyImportedConsent(id int64, r *importRow) error {
+func (tx *Tx) applyImportedConsent(id int64, r *importRow, st *importState) error {
 	ic := r.consent
 	suppress := func(reason string) error {
 		added, err := tx.SuppressEmail(r.contact.Email, reason, ic.method)
 		if added {
 			r.suppressed++
 		}
+		if ch, _ := SuppressionChannel(reason); ch == ChannelEmail || ch == "all" {
+			st.suppressed[r.emailHash] = true
+		}
 		return err
 	}
 	event := func(action string) error {
 		r.events++
+		st.current[id] = action
 		return tx.AppendEvent(&Event{ContactID: id, Channel: ChannelEmail, Action: action, At: ic.at,
 			Method: ic.method, Evidence: ic.evidence})
 	}
-	cur, err := tx.CurrentConsent(id, ChannelEmail)
-	if err != nil {
-		return err
-	}
+	cur := st.current[id]
 	switch ic.status {
 	case StatusSubscribed:
-		if cur.Action == ActionGranted || cur.Action == ActionWithdrawn {
+		if cur == ActionGranted || cur == ActionWithdrawn || st.suppressed[r.emailHash] {
 			return nil
-		}
-		suppressed, err := tx.emailSuppressed(r.contact.Email)
-		if err != nil || suppressed {
-			return err
 		}
 		return event(ActionGranted)
 	case StatusUnsubscribed, StatusBlocklisted, StatusComplained:
@@ -400,7 +508,7 @@ func (tx *Tx) applyImportedConsent(id int64, r *importRow) error {
 		if err := suppress(reason); err != nil {
 			return err
 		}
-		if cur.Action == ActionWithdrawn {
+		if cur == ActionWithdrawn {
 			return nil
 		}
 		return event(ActionWithdrawn)

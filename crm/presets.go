@@ -51,8 +51,9 @@ type Preset struct {
 	Columns map[string][]string
 	// Ignore lists system columns that are not worth keeping as attributes.
 	Ignore []string
-	// Detect reports whether a header (as keys) is this CRM's export.
-	Detect func(keys map[string]bool) bool
+	// Detect reports whether a header is this CRM's export; keys holds
+	// the header's keys (headerKey), raw the header as written.
+	Detect func(keys map[string]bool, raw []string) bool
 }
 
 // Preset names.
@@ -93,7 +94,7 @@ func presets() []Preset {
 			Ignore: []string{"MEMBER_RATING", "LATITUDE", "LONGITUDE", "GMTOFF", "DSTOFF", "TIMEZONE", "REGION",
 				"LEID", "NOTES", "UNSUB_CAMPAIGN_TITLE", "UNSUB_CAMPAIGN_ID", "UNSUB_REASON", "UNSUB_REASON_OTHER",
 				"CLEAN_CAMPAIGN_TITLE", "CLEAN_CAMPAIGN_ID"},
-			Detect: func(k map[string]bool) bool {
+			Detect: func(k map[string]bool, _ []string) bool {
 				return k["emailaddress"] && (k["memberrating"] || k["optintime"] || k["leid"] || k["euid"])
 			},
 		},
@@ -112,7 +113,7 @@ func presets() []Preset {
 				FieldMarketing:    {"Marketing contact status"},
 				FieldConsentTime:  {"Create Date"},
 			},
-			Detect: func(k map[string]bool) bool {
+			Detect: func(k map[string]bool, _ []string) bool {
 				return k["recordid"] && k["email"]
 			},
 		},
@@ -130,7 +131,7 @@ func presets() []Preset {
 				FieldConsentTime:  {"Email Marketing Consent Timestamp"},
 				FieldSuppressions: {"Email Suppressions"},
 			},
-			Detect: func(k map[string]bool) bool { return k["emailmarketingconsent"] },
+			Detect: func(k map[string]bool, _ []string) bool { return k["emailmarketingconsent"] },
 		},
 		{
 			Name: PresetBrevo,
@@ -138,15 +139,18 @@ func presets() []Preset {
 				FieldEmail:       {"EMAIL"},
 				FieldFirstName:   {"FIRSTNAME", "PRENOM", "VORNAME"},
 				FieldLastName:    {"LASTNAME", "NOM", "NACHNAME"},
-				FieldPhone:       {"WHATSAPP", "SMS"},
+				FieldPhone:       {"WHATSAPP"},
+				FieldPhoneAlt:    {"SMS"},
 				FieldCountry:     {"COUNTRY"},
 				FieldLanguage:    {"LANGUAGE"},
 				FieldExternalID:  {"CONTACT ID", "ID"},
 				FieldBlocklisted: {"BLOCKLISTED", "BLACKLISTED", "EMAIL_BLACKLISTED", "EMAIL BLACKLISTED", "EMAIL_BLOCKLISTED"},
 				FieldConsentTime: {"ADDED_TIME", "DATE_CREATION", "CREATED_AT"},
 			},
-			Detect: func(k map[string]bool) bool {
-				return k["email"] && (k["sms"] || k["whatsapp"] || k["blacklisted"] || k["blocklisted"] || k["emailblacklisted"])
+			// Brevo writes its attribute names in capitals: EMAIL;FIRSTNAME;SMS.
+			Detect: func(k map[string]bool, raw []string) bool {
+				return slices.Contains(raw, "EMAIL") &&
+					(k["sms"] || k["whatsapp"] || k["blacklisted"] || k["blocklisted"] || k["emailblacklisted"])
 			},
 		},
 		{
@@ -162,7 +166,7 @@ func presets() []Preset {
 				FieldOptOut:      {"HasOptedOutOfEmail"},
 				FieldConsentTime: {"CreatedDate"},
 			},
-			Detect: func(k map[string]bool) bool {
+			Detect: func(k map[string]bool, _ []string) bool {
 				return k["hasoptedoutofemail"] || (k["firstname"] && k["lastname"] && k["email"] && k["id"])
 			},
 		},
@@ -174,7 +178,7 @@ func presets() []Preset {
 				FieldLastName:     {"last name", "lastname", "surname", "family name", "nachname"},
 				FieldFullName:     {"name", "full name"},
 				FieldPhone:        {"whatsapp", "mobile", "mobile phone", "phone", "phone number", "telephone"},
-				FieldCountry:      {"country", "country code"},
+				FieldCountry:      {"country", "country code", "land", "pays", "pais"},
 				FieldLanguage:     {"language", "lang", "locale"},
 				FieldTags:         {"tags", "tag"},
 				FieldExternalID:   {"id", "external id", "customer id"},
@@ -182,7 +186,7 @@ func presets() []Preset {
 				FieldEmailConsent: {"email consent", "consent", "opted in", "optin", "subscribed", "marketing consent"},
 				FieldConsentTime:  {"consent time", "opted in at", "optin time", "subscribed at"},
 			},
-			Detect: func(k map[string]bool) bool { return true },
+			Detect: func(k map[string]bool, _ []string) bool { return true },
 		},
 	}
 }
@@ -223,7 +227,7 @@ func choosePreset(name string, header []string) (Preset, error) {
 	all := presets()
 	if name == "" || name == PresetAuto {
 		for _, p := range all {
-			if p.Detect(keys) {
+			if p.Detect(keys, header) {
 				return p, nil
 			}
 		}

@@ -62,6 +62,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Set("_fk", "1")
 	q.Set("_synchronous", "FULL")
 	q.Set("_txlock", "immediate")
+	// A 64 MiB page cache: imports insert into indexes of random hashes, and
+	// the default 2 MiB cache would go to the OS for almost every row.
+	q.Set("_cache_size", "-65536")
 	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -117,6 +120,13 @@ type Tx struct {
 	store *Store
 	head  *chainHead // loaded on the first append
 	stmts map[string]*sql.Stmt
+
+	// Bulk mode (the importer's batches): inserts of new contacts and
+	// ledger events are gathered and written many rows per statement;
+	// flushBulk runs before anything reads them and before commit.
+	bulkMode      bool
+	bulks         []*bulkInsert
+	nextContactID int64
 }
 
 // prepared returns a statement prepared once per transaction: a batch of
@@ -168,6 +178,9 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	defer sqlTx.Rollback()
 	tx := &Tx{Tx: sqlTx, Now: s.Now().UTC(), store: s}
 	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.flushBulk(); err != nil {
 		return err
 	}
 	if err := tx.flushHead(); err != nil {

@@ -1,0 +1,76 @@
+package crm
+
+import (
+	"fmt"
+	"strings"
+)
+
+// bulkInsert gathers rows for one INSERT statement and writes them many
+// rows per statement: a per-row statement costs a cgo call and
+// database/sql's bookkeeping each time, which dominates a large import.
+type bulkInsert struct {
+	prefix string // "INSERT INTO t (a, b)"
+	suffix string // e.g. an ON CONFLICT clause
+	cols   int
+	vals   []any
+}
+
+// bulkRows is how many rows one statement carries.
+const bulkRows = 100
+
+func (b *bulkInsert) query(rows int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", b.cols), ",") + ")"
+	return b.prefix + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", rows), ",") + " " + b.suffix
+}
+
+// bulk returns the transaction's inserter for a table, creating it.
+func (tx *Tx) bulk(prefix, suffix string, cols int) *bulkInsert {
+	key := prefix + suffix
+	for _, b := range tx.bulks {
+		if b.prefix+b.suffix == key {
+			return b
+		}
+	}
+	b := &bulkInsert{prefix: prefix, suffix: suffix, cols: cols}
+	tx.bulks = append(tx.bulks, b)
+	return b
+}
+
+func (tx *Tx) bulkAdd(b *bulkInsert, vals ...any) error {
+	if len(vals) != b.cols {
+		return fmt.Errorf("bulk insert: %d values for %d columns", len(vals), b.cols)
+	}
+	b.vals = append(b.vals, vals...)
+	if len(b.vals) == bulkRows*b.cols {
+		// Flush every table, in order: events must not reach the database
+		// before the contacts they reference.
+		return tx.flushBulk()
+	}
+	return nil
+}
+
+func (tx *Tx) bulkFlushOne(b *bulkInsert) error {
+	rows := len(b.vals) / b.cols
+	if rows == 0 {
+		return nil
+	}
+	var err error
+	if rows == bulkRows {
+		_, err = tx.exec(b.query(rows), b.vals...)
+	} else {
+		_, err = tx.Exec(b.query(rows), b.vals...)
+	}
+	b.vals = b.vals[:0]
+	return err
+}
+
+// flushBulk writes every gathered row, in the order the inserters were
+// first used (contacts before the events that reference them).
+func (tx *Tx) flushBulk() error {
+	for _, b := range tx.bulks {
+		if err := tx.bulkFlushOne(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
