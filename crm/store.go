@@ -316,7 +316,7 @@ func NormalizeEmail(raw string) (string, error) {
 	}
 	at := strings.LastIndexByte(e, '@')
 	if at <= 0 || at == len(e)-1 {
-		return "", fmt.Errorf("not an email address: missing local part or domain")
+		return "", errors.New("not an email address (it needs a name, an @ and a domain)")
 	}
 	local, domain := e[:at], e[at+1:]
 	if len(e) > 254 || len(local) > 64 {
