@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,7 +266,10 @@ func TestFaultsAreRetriedFailedOrSuppressed(t *testing.T) {
 	testCampaign(t, st, "faults")
 	ms := startServer(t)
 	connects, greylisted, dropped := 0, 0, 0
+	var mu sync.Mutex
 	ms.setFault(func(stage, rcpt string) error {
+		mu.Lock()
+		defer mu.Unlock()
 		switch {
 		case stage == "connect":
 			connects++
@@ -285,6 +289,8 @@ func TestFaultsAreRetriedFailedOrSuppressed(t *testing.T) {
 		return nil
 	})
 	ms.dropData = func(rcpt string) bool {
+		mu.Lock()
+		defer mu.Unlock()
 		if rcpt == "dropped@example.org" {
 			dropped++
 			return dropped == 1
