@@ -43,14 +43,14 @@ func importAction(c *cli.Context) error {
 	if err != nil {
 		return usagef("--map 'Your Header=email,Other=attr.name'", "%s", err)
 	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
 	for _, p := range c.Args().Slice() {
 		if _, err := os.Stat(p); err != nil {
 			return withHint(fmt.Errorf("cannot read %s: %w", p, errors.Unwrap(err)), "check the path of the export")
 		}
-	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
 	}
 	region := c.String("default-region")
 	if region == "" {

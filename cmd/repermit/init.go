@@ -15,6 +15,9 @@ import (
 // database.
 func openStore(c *cli.Context, mustExist bool) (*crm.Store, error) {
 	path := c.String("db")
+	if path == "" {
+		path = "./repermit.db" // an empty REPERMIT_DB means the default, not an in-memory database
+	}
 	if mustExist {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return nil, withHint(fmt.Errorf("no database at %s", path),

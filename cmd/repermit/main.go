@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "repermit",
 		Usage: "move a CRM audience to WhatsApp with fresh, provable consent",
 		Description: "Imports CRM exports, emails an invitation to opt in to WhatsApp to everyone who consented to email,\n" +
@@ -127,6 +127,19 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			runCommand(),
 			demoCommand(),
 		},
+	}
+	setUsageErrors(app.Commands, app.OnUsageError)
+	return app
+}
+
+// setUsageErrors gives every subcommand the app's usage-error handler, so
+// that a wrong flag anywhere exits 2 with a hint.
+func setUsageErrors(cmds []*cli.Command, h cli.OnUsageErrorFunc) {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = h
+		}
+		setUsageErrors(c.Subcommands, h)
 	}
 }
 
