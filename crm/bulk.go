@@ -15,7 +15,8 @@ type bulkInsert struct {
 	vals   []any
 }
 
-// bulkRows is how many rows one statement carries.
+// bulkRows is how many rows the importer gathers before it flushes: one
+// statement per table then carries them all.
 const bulkRows = 100
 
 func (b *bulkInsert) query(rows int) string {
@@ -41,11 +42,6 @@ func (tx *Tx) bulkAdd(b *bulkInsert, vals ...any) error {
 		return fmt.Errorf("bulk insert: %d values for %d columns", len(vals), b.cols)
 	}
 	b.vals = append(b.vals, vals...)
-	if len(b.vals) == bulkRows*b.cols {
-		// Flush every table, in order: events must not reach the database
-		// before the contacts they reference.
-		return tx.flushBulk()
-	}
 	return nil
 }
 
@@ -54,12 +50,7 @@ func (tx *Tx) bulkFlushOne(b *bulkInsert) error {
 	if rows == 0 {
 		return nil
 	}
-	var err error
-	if rows == bulkRows {
-		_, err = tx.exec(b.query(rows), b.vals...)
-	} else {
-		_, err = tx.Exec(b.query(rows), b.vals...)
-	}
+	_, err := tx.exec(b.query(rows), b.vals...)
 	b.vals = b.vals[:0]
 	return err
 }

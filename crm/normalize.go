@@ -387,6 +387,12 @@ func (tx *Tx) applyImportBatch(rows []importRow) error {
 		if err := tx.applyImportedConsent(c.ID, r, st); err != nil {
 			return fmt.Errorf("line %d: %w", r.line, err)
 		}
+		if i%bulkRows == bulkRows-1 {
+			// Whole rows only, so that events never precede their contact.
+			if err := tx.flushBulk(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

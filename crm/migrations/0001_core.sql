@@ -12,7 +12,7 @@ CREATE TABLE meta (
 -- erased contact (email NULL) still blocks a re-import of the same address.
 CREATE TABLE contacts (
     id          INTEGER PRIMARY KEY,
-    email       TEXT UNIQUE,
+    email       TEXT, -- looked up by email_hash, so no index of its own
     email_hash  TEXT NOT NULL UNIQUE,
     first_name  TEXT NOT NULL DEFAULT '',
     last_name   TEXT NOT NULL DEFAULT '',
