@@ -237,7 +237,7 @@ type outcome struct {
 }
 
 // claimBatch bounds how many messages are claimed ahead of the workers.
-const claimBatch = 64
+const claimBatch = 256
 
 // The claim queries re-check eligibility at send time (through the one view
 // invite_eligible): whoever unsubscribed, bounced or answered since the
