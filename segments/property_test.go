@@ -43,12 +43,11 @@ type modelContact struct {
 }
 
 type modelLedger struct {
-	contacts       []*modelContact
-	phonesStopped  map[string]bool // suppressed for WhatsApp or all
-	now            time.Time
-	statementHash  string
-	validE164      *regexp.Regexp
-	interestValues []string
+	contacts      []*modelContact
+	phonesStopped map[string]bool // suppressed for WhatsApp or all
+	now           time.Time
+	statementHash string
+	validE164     *regexp.Regexp
 }
 
 func (m *modelLedger) inBase(c *modelContact) bool {

@@ -32,3 +32,9 @@ CREATE INDEX segment_exports_segment ON segment_exports(segment_id, id);
 -- already in contact_id order (the export order), and covers the columns
 -- the view needs.
 CREATE INDEX consent_current_channel_action ON consent_current(channel, action, contact_id, event_id, at);
+
+-- whatsapp_optins checks the phone suppression with
+-- s.phone_hash = c.phone_hash AND c.phone_hash <> ''; the partial index
+-- suppressions_phone (WHERE phone_hash <> '') cannot serve that condition,
+-- so without this index every opt-in scans the whole suppression list.
+CREATE INDEX suppressions_phone_channel ON suppressions(phone_hash, channel);
