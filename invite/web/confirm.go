@@ -38,7 +38,7 @@ func (s *Server) closedPage(w http.ResponseWriter, r *http.Request, inv *invitat
 
 // confirmView is the confirmation page of inv, before any input.
 func (s *Server) confirmView(ctx context.Context, inv *invitation, lang, token string) (*view, error) {
-	stmt, err := s.st.StatementFor(ctx, crm.ChannelWhatsApp, inv.StatementVersion, inv.Language)
+	stmt, err := s.statement(ctx, inv.StatementVersion, inv.Language)
 	if err != nil {
 		return nil, fmt.Errorf("campaign %q: %w (its statement must be stored before invitations go out)", inv.Campaign, err)
 	}
@@ -239,7 +239,7 @@ func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision
 		var response, expires, stored, current string
 		var erased, isBlocked, isPhoneBlocked bool
 		hash := s.st.HashPhone(d.phone)
-		err := tx.QueryRow(decisionStateSQL, hash, hash, inv.ID).Scan(&response, &expires, &erased, &stored,
+		err := tx.QueryRowCached(decisionStateSQL, hash, hash, inv.ID).Scan(&response, &expires, &erased, &stored,
 			&isBlocked, &isPhoneBlocked, &current)
 		if errors.Is(err, sql.ErrNoRows) {
 			out = gone
@@ -298,7 +298,7 @@ func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision
 				}
 			}
 		}
-		_, err = tx.Exec(`UPDATE invitations SET response = ?, responded_at = ? WHERE id = ?`,
+		_, err = tx.ExecCached(`UPDATE invitations SET response = ?, responded_at = ? WHERE id = ?`,
 			d.action, crm.FormatTime(tx.Now), inv.ID)
 		return err
 	})

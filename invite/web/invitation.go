@@ -61,7 +61,7 @@ const loadInvitationSQL = `SELECT i.id, i.campaign_id, i.contact_id, i.expires_a
 	c.name, c.settings, c.statement_version,
 	k.first_name, k.phone_e164, k.country, k.language, k.erased_at IS NOT NULL,
 	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel IN ('all', 'whatsapp')),
-	EXISTS (SELECT 1 FROM suppressions s WHERE k.phone_hash <> '' AND s.phone_hash = k.phone_hash AND s.channel IN ('all', 'whatsapp')),
+	EXISTS (SELECT 1 FROM suppressions s WHERE s.phone_hash <> '' AND s.phone_hash = k.phone_hash AND s.channel IN ('all', 'whatsapp')),
 	coalesce((SELECT cc.action FROM consent_current cc WHERE cc.contact_id = k.id AND cc.channel = 'whatsapp'), 'none')
 FROM invitations i
 JOIN campaigns c ON c.id = i.campaign_id
@@ -75,7 +75,13 @@ func (s *Server) load(ctx context.Context, token string) (*invitation, error) {
 	}
 	var inv invitation
 	var expires, responded, settings string
-	err := s.st.DB().QueryRowContext(ctx, loadInvitationSQL, invite.HashToken(token)).Scan(
+	var row *sql.Row
+	if s.loadStmt != nil {
+		row = s.loadStmt.QueryRowContext(ctx, invite.HashToken(token))
+	} else {
+		row = s.st.DB().QueryRowContext(ctx, loadInvitationSQL, invite.HashToken(token))
+	}
+	err := row.Scan(
 		&inv.ID, &inv.CampaignID, &inv.ContactID, &expires, &inv.Response, &responded,
 		&inv.Campaign, &settings, &inv.StatementVersion,
 		&inv.FirstName, &inv.Phone, &inv.Country, &inv.Language, &inv.Erased,
@@ -96,6 +102,27 @@ func (s *Server) load(ctx context.Context, token string) (*invitation, error) {
 		}
 	}
 	return &inv, nil
+}
+
+// statement returns the WhatsApp statement of a version in a language.
+// Statements never change once stored (crm.ErrStatementChanged), so they
+// are cached: every page shows one.
+func (s *Server) statement(ctx context.Context, version, lang string) (crm.Statement, error) {
+	key := version + "\x00" + lang
+	s.mu.Lock()
+	st, ok := s.statements[key]
+	s.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	st, err := s.st.StatementFor(ctx, crm.ChannelWhatsApp, version, lang)
+	if err != nil {
+		return st, err
+	}
+	s.mu.Lock()
+	s.statements[key] = st
+	s.mu.Unlock()
+	return st, nil
 }
 
 // expired reports whether the invitation can no longer be answered at now.
@@ -126,11 +153,11 @@ func (s *Server) recordVisit(r *http.Request, inv *invitation, page string) {
 	ua := clip(r.UserAgent(), 512)
 	err := s.write(r.Context(), func(tx *crm.Tx) error {
 		now := crm.FormatTime(tx.Now)
-		if _, err := tx.Exec(`INSERT INTO visits (invitation_id, page, method, at, user_agent) VALUES (?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecCached(`INSERT INTO visits (invitation_id, page, method, at, user_agent) VALUES (?, ?, ?, ?, ?)`,
 			inv.ID, page, r.Method, now, ua); err != nil {
 			return err
 		}
-		_, err := tx.Exec(`UPDATE invitations SET visits = visits + 1,
+		_, err := tx.ExecCached(`UPDATE invitations SET visits = visits + 1,
 			first_visit_at = CASE WHEN first_visit_at = '' THEN ? ELSE first_visit_at END WHERE id = ?`, now, inv.ID)
 		return err
 	})

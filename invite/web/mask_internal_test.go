@@ -6,6 +6,8 @@ func TestMaskPhone(t *testing.T) {
 	for in, want := range map[string]string{
 		"+4915123456678": "+49 151 ••• 678",
 		"+14155550123":   "+1 415 ••• 123",
+		"+447700900123":  "+44 770 ••• 123",
+		"+35312345":      "+353 ••• 45",
 		"":               "",
 	} {
 		if got := maskPhone(in); got != want {

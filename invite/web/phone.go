@@ -42,15 +42,25 @@ func parsePhone(raw, region string) (string, error) {
 // maskPhone shows enough of an E.164 number for its owner to recognise it
 // and too little for anyone else to use: "+49 151 ••• 678".
 func maskPhone(e164 string) string {
-	if e164 == "" {
+	if len(e164) < 2 || e164[0] != '+' {
 		return ""
 	}
-	num, err := phonenumbers.Parse(e164, "")
-	if err != nil {
+	digits := e164[1:]
+	// Country calling codes are prefix-free, so the first prefix that is
+	// one is the country code. (A map lookup: parsing the whole number
+	// costs more than the rest of the page.)
+	ccLen := 0
+	for n := 1; n <= 3 && n < len(digits); n++ {
+		cc, err := strconv.Atoi(digits[:n])
+		if err == nil && phonenumbers.GetRegionCodeForCountryCode(cc) != "ZZ" {
+			ccLen = n
+			break
+		}
+	}
+	if ccLen == 0 {
 		return "•••"
 	}
-	nsn := phonenumbers.GetNationalSignificantNumber(num)
-	cc := "+" + strconv.Itoa(int(num.GetCountryCode()))
+	cc, nsn := "+"+digits[:ccLen], digits[ccLen:]
 	if len(nsn) < 7 {
 		return cc + " ••• " + nsn[max(0, len(nsn)-2):]
 	}

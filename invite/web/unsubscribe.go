@@ -58,7 +58,7 @@ func (s *Server) unsubscribe(ctx context.Context, inv *invitation, method, ip, u
 	return s.write(ctx, func(tx *crm.Tx) error {
 		var email string
 		var erased bool
-		if err := tx.QueryRow(`SELECT coalesce(email, ''), erased_at IS NOT NULL FROM contacts WHERE id = ?`,
+		if err := tx.QueryRowCached(`SELECT coalesce(email, ''), erased_at IS NOT NULL FROM contacts WHERE id = ?`,
 			inv.ContactID).Scan(&email, &erased); err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func (s *Server) unsubscribe(ctx context.Context, inv *invitation, method, ip, u
 				return err
 			}
 		}
-		_, err = tx.Exec(`UPDATE invitations SET response = 'unsubscribed', responded_at = ? WHERE id = ? AND response = ''`,
+		_, err = tx.ExecCached(`UPDATE invitations SET response = 'unsubscribed', responded_at = ? WHERE id = ? AND response = ''`,
 			crm.FormatTime(tx.Now), inv.ID)
 		return err
 	})

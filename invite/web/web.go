@@ -18,6 +18,7 @@ package web
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/repermit/repermit/crm"
@@ -86,6 +88,10 @@ type Server struct {
 	mux     *http.ServeMux
 	log     *slog.Logger
 	css     []byte
+
+	loadStmt   *sql.Stmt // loadInvitationSQL on the read pool; nil: unprepared
+	mu         sync.Mutex
+	statements map[string]crm.Statement
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -114,8 +120,19 @@ func New(st *crm.Store, opt Options) *Server {
 		limiter: newIPLimiter(opt.PostRate, opt.PostBurst),
 		pages:   parsePages(),
 		log:     opt.Logger,
+
+		statements: map[string]crm.Statement{},
 	}
 	s.css, _ = assets.ReadFile("static/style.css")
+	// Keep every read connection open between requests: database/sql keeps
+	// only two idle by default, and a new SQLite connection re-reads the
+	// schema, which costs more than the page's queries under load.
+	st.DB().SetMaxIdleConns(8)
+	// Every page runs this query; parse it once per connection. Should it
+	// fail (an older schema), load() reports the error on each request.
+	if stmt, err := st.DB().Prepare(loadInvitationSQL); err == nil {
+		s.loadStmt = stmt
+	}
 	if !opt.SingleWrites {
 		s.gc = st.NewGroupCommit(crm.GroupCommitOptions{})
 	}
@@ -143,10 +160,14 @@ func New(st *crm.Store, opt Options) *Server {
 
 // Close flushes and stops the group commit writer.
 func (s *Server) Close() error {
+	var err error
 	if s.gc != nil {
-		return s.gc.Close()
+		err = s.gc.Close()
 	}
-	return nil
+	if s.loadStmt != nil {
+		s.loadStmt.Close()
+	}
+	return err
 }
 
 // parsePages parses each page together with the layout. The templates are
