@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if db := os.Getenv(benchServerEnv); db != "" {
 		os.Exit(benchServer(db, os.Getenv(benchServerEnv+"_SINGLE") == "1"))
 	}
+	if db := os.Getenv(otherWriterEnv); db != "" {
+		os.Exit(otherWriter(db))
+	}
 	os.Exit(m.Run())
 }
 
