@@ -33,8 +33,13 @@ func optoutCommand() *cli.Command {
 }
 
 func optoutImport(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usagef("repermit optout import stop-replies.csv --default-region DE", "optout import takes one file")
+	const usage = "repermit optout import stop-replies.csv --default-region DE"
+	args, err := positionalArgs(c, usage)
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 {
+		return usagef(usage, "optout import takes one file")
 	}
 	cfg, err := loadConfig(c)
 	if err != nil {
@@ -44,7 +49,7 @@ func optoutImport(c *cli.Context) error {
 	if region == "" {
 		region = cfg.Import.DefaultRegion
 	}
-	path := c.Args().First()
+	path := args[0]
 	f, err := os.Open(path)
 	if err != nil {
 		return withHint(fmt.Errorf("open STOP file: %w", err), "pass the file your WhatsApp provider exported with the STOP replies")
