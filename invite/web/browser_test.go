@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,21 +75,51 @@ func buildRepermit(t *testing.T) string {
 func TestBrowserConfirm(t *testing.T) {
 	ctx := newBrowser(t)
 	bin := buildRepermit(t)
-	dbPath := filepath.Join(t.TempDir(), "repermit.db")
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "repermit.db")
 	st := openStore(t, dbPath)
-	campaign := seedCampaign(t, st, "spring-optin")
-	id := seedContact(t, st, crm.ContactInput{Email: "anna@example.com", FirstName: "Anna", Phone: "+4915123456678", Country: "DE", Language: "en"})
-	token := seedInvitation(t, st, campaign, id, time.Now().Add(24*time.Hour))
-	link := "/c/" + token
-
+	seedContact(t, st, crm.ContactInput{Email: "anna@example.com", FirstName: "Anna", Phone: "+4915123456678", Country: "DE", Language: "en"})
 	h := web.New(st, web.Options{Business: testBusiness()})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer h.Close()
 
+	// The invitation as `campaign create` + `campaign send` write it.
+	config := filepath.Join(dir, "repermit.toml")
+	if err := os.WriteFile(config, []byte(`[business]
+name = "Kaffee & Co"
+address = "Beispielstraße 1, 10115 Berlin"
+privacy_url = "https://kaffee.example/privacy"
+whatsapp_number = "+49 30 1234567"
+
+[sender]
+from = "Kaffee & Co <hallo@kaffee.example>"
+
+[web]
+base_url = "`+srv.URL+`"
+
+[statement]
+version = "whatsapp-v1"
+[statement.text]
+en = "I agree that {{business}} may send me messages on WhatsApp about the topics I choose below. I can stop at any time by replying STOP."
+
+[interests.offers]
+en = "Offers and discounts"
+[interests.recipes]
+en = "Recipes and brewing tips"
+[interests.events]
+en = "Events and tastings"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outbox := filepath.Join(dir, "outbox")
+	repermit(t, bin, "--db", dbPath, "--config", config, "campaign", "create", "--interests", "offers,recipes,events", "spring-optin")
+	repermit(t, bin, "--db", dbPath, "--config", config, "campaign", "send", "--outbox", outbox, "spring-optin")
+	link := confirmLinkFromOutbox(t, outbox, srv.URL)
+
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(390, 844),
-		chromedp.Navigate(srv.URL+link),
+		chromedp.Navigate(link),
 		chromedp.WaitVisible(chromedp.CSS(`button[value="confirm"]`)),
 	); err != nil {
 		t.Fatal(err)
@@ -167,6 +198,39 @@ func TestBrowserConfirm(t *testing.T) {
 	if strings.Join(show.Interests, ",") != "events,offers" {
 		t.Errorf("interests %v", show.Interests)
 	}
+}
+
+// repermit runs the command and fails the test when it fails.
+func repermit(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("repermit %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+// confirmLinkFromOutbox reads the one invitation in the outbox and returns
+// its confirm link (undoing quoted-printable soft line breaks).
+func confirmLinkFromOutbox(t *testing.T, outbox, base string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(outbox, "*.eml"))
+	if len(files) != 1 {
+		t.Fatalf("outbox holds %d .eml files, want 1", len(files))
+	}
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer("=\r\n", "", "=\n", "").Replace(string(raw))
+	m := regexp.MustCompile(regexp.QuoteMeta(base) + `/c/[A-Za-z0-9_-]{20,64}`).FindString(text)
+	if m == "" {
+		t.Fatalf("no %s/c/TOKEN link in the invitation:\n%s", base, raw)
+	}
+	return m
 }
 
 // TestBrowserAndScannersNeverConsent loads the page ten times, the way
