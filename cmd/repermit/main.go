@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	app := newApp(stdin, stdout, stderr)
 	var unknown string
 	app.CommandNotFound = func(c *cli.Context, name string) { unknown = name }
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err == nil && unknown != "" {
 		err = usagef("repermit --help", "no command %q", unknown)
 	}
@@ -130,6 +131,79 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	}
 	setUsageErrors(app.Commands, app.OnUsageError)
 	return app
+}
+
+// flagsFirst moves the flags of the command being run in front of its
+// positional arguments, so that `contacts show EMAIL --json` and
+// `segments create NAME --rule EXPR` (as the contract writes them) work:
+// urfave/cli v2 stops reading flags at the first argument. Flag values are
+// kept with their flags; everything after "--" stays as it is.
+func flagsFirst(app *cli.App, args []string) []string {
+	cmds, flags := app.Commands, app.Flags
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return args
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			if flagTakesValue(flags, a) {
+				i++
+			}
+			continue
+		}
+		var cmd *cli.Command
+		for _, c := range cmds {
+			if c.HasName(a) {
+				cmd = c
+			}
+		}
+		if cmd == nil {
+			return args // not a command: the CLI reports it
+		}
+		if len(cmd.Subcommands) > 0 {
+			cmds, flags = cmd.Subcommands, cmd.Flags
+			continue
+		}
+		var fl, pos []string
+		rest := args[i+1:]
+		for j := 0; j < len(rest); j++ {
+			r := rest[j]
+			if r == "--" {
+				pos = append(pos, rest[j:]...)
+				break
+			}
+			if strings.HasPrefix(r, "-") && r != "-" {
+				fl = append(fl, r)
+				if flagTakesValue(cmd.Flags, r) && j+1 < len(rest) {
+					fl = append(fl, rest[j+1])
+					j++
+				}
+				continue
+			}
+			pos = append(pos, r)
+		}
+		out := append([]string{}, args[:i+1]...)
+		return append(append(out, fl...), pos...)
+	}
+	return args
+}
+
+// flagTakesValue reports whether arg (e.g. "--rule" or "-rule") names a
+// flag of flags that takes a separate value.
+func flagTakesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*cli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
 }
 
 // setUsageErrors gives every subcommand the app's usage-error handler, so

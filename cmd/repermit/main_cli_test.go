@@ -105,7 +105,7 @@ func TestCLIImportShowVerify(t *testing.T) {
 		t.Errorf("import did not create the default database: %v", err)
 	}
 
-	r = runBinary(t, dir, "contacts", "show", "--json", "U2@example.com")
+	r = runBinary(t, dir, "contacts", "show", "U2@example.com", "--json")
 	if r.code != 0 {
 		t.Fatalf("contacts show exit %d: %s", r.code, r.stderr)
 	}

@@ -60,65 +60,13 @@ func segmentsCommand() *cli.Command {
 	}
 }
 
-// oneName returns the single NAME argument of a segments subcommand,
-// applying the flags written after it.
+// oneName returns the single NAME argument of a segments subcommand.
 func oneName(c *cli.Context, example string) (string, error) {
-	args, err := lateFlags(c)
-	if err != nil {
-		return "", err
-	}
+	args := c.Args().Slice()
 	if len(args) != 1 {
 		return "", usagef(example, "segments %s takes one segment name", c.Command.Name)
 	}
 	return args[0], nil
-}
-
-// lateFlags applies the flags written after a positional argument
-// (`segments create NAME --rule EXPR`, as the contract writes it):
-// urfave/cli v2 stops parsing flags at the first argument and leaves the
-// rest in c.Args(). It returns the positional arguments.
-func lateFlags(c *cli.Context) ([]string, error) {
-	args := c.Args().Slice()
-	var pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
-		}
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		var fl cli.Flag
-		for _, f := range c.Command.Flags {
-			for _, n := range f.Names() {
-				if n == name {
-					fl = f
-				}
-			}
-		}
-		hint := "repermit segments " + c.Command.Name + " --help"
-		if fl == nil {
-			return nil, usagef(hint, "flag provided but not defined: %s", a)
-		}
-		if _, isBool := fl.(*cli.BoolFlag); isBool {
-			if !hasVal {
-				val = "true"
-			}
-		} else if !hasVal {
-			if i+1 >= len(args) {
-				return nil, usagef(hint, "flag needs an argument: %s", a)
-			}
-			i++
-			val = args[i]
-		}
-		if err := c.Set(name, val); err != nil {
-			return nil, usagef(hint, "invalid value %q for flag %s: %v", val, a, err)
-		}
-	}
-	return pos, nil
 }
 
 // segmentError adds what to do to the errors of the segments package.
