@@ -331,7 +331,7 @@ type OptoutOptions struct {
 	// Source names the file in the suppression list and the evidence (a
 	// base name, not a path with personal folders).
 	Source string
-	// BatchSize is how many rows one transaction holds (default 500).
+	// BatchSize is how many rows one transaction holds (default 1000).
 	BatchSize int
 }
 
@@ -371,7 +371,7 @@ func (s *Store) ImportOptouts(ctx context.Context, in io.Reader, opt OptoutOptio
 		return res, err
 	}
 	if opt.BatchSize <= 0 {
-		opt.BatchSize = 500
+		opt.BatchSize = 1000
 	}
 	if opt.Source == "" {
 		opt.Source = "optout-import"
@@ -456,7 +456,12 @@ func (tx *Tx) applyStop(rep StopReply, opt OptoutOptions, res *OptoutResult) err
 	if isNew {
 		res.Suppressed++
 	}
-	rows, err := tx.Query(`SELECT id FROM contacts WHERE phone_hash = ? AND erased_at IS NULL ORDER BY id`, tx.store.HashPhone(e164))
+	// "phone_hash <> ''" lets SQLite use the partial index contacts_phone_hash.
+	lookup, err := tx.prepared(`SELECT id FROM contacts WHERE phone_hash = ? AND phone_hash <> '' AND erased_at IS NULL ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	rows, err := lookup.Query(tx.store.HashPhone(e164))
 	if err != nil {
 		return err
 	}

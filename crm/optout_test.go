@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,7 @@ func addStopContact(tb testing.TB, st *Store, email, phone, whatsapp string, at 
 	return id
 }
 
-func countRows(tb testing.TB, st *Store, query string, args ...any) int {
+func stopCount(tb testing.TB, st *Store, query string, args ...any) int {
 	tb.Helper()
 	var n int
 	if err := st.DB().QueryRow(query, args...).Scan(&n); err != nil {
@@ -123,16 +124,16 @@ func TestImportOptoutsWithdrawsSuppressesAndIsIdempotent(t *testing.T) {
 		}
 	}
 	// Nobody who said STOP is a WhatsApp opt-in, Cleo included (her number is suppressed).
-	if n := countRows(t, st, `SELECT count(*) FROM whatsapp_optins`); n != 0 {
+	if n := stopCount(t, st, `SELECT count(*) FROM whatsapp_optins`); n != 0 {
 		t.Fatalf("%d contacts still opted in after their STOP", n)
 	}
 	// Ben may no longer be invited: his WhatsApp decision is on record.
-	if n := countRows(t, st, `SELECT count(*) FROM invite_eligible WHERE contact_id = ?`, ben); n != 0 {
+	if n := stopCount(t, st, `SELECT count(*) FROM invite_eligible WHERE contact_id = ?`, ben); n != 0 {
 		t.Fatal("ben is still invite-eligible after saying STOP")
 	}
 
 	// Re-running changes nothing.
-	before := countRows(t, st, `SELECT count(*) FROM consent_events`)
+	before := stopCount(t, st, `SELECT count(*) FROM consent_events`)
 	again, err := st.ImportOptouts(ctx, strings.NewReader(file), opt)
 	if err != nil {
 		t.Fatal(err)
@@ -140,13 +141,13 @@ func TestImportOptoutsWithdrawsSuppressesAndIsIdempotent(t *testing.T) {
 	if again.Withdrawn != 0 || again.Suppressed != 0 || again.Matched != 5 {
 		t.Fatalf("re-run = %+v, want nothing new", again)
 	}
-	if after := countRows(t, st, `SELECT count(*) FROM consent_events`); after != before {
+	if after := stopCount(t, st, `SELECT count(*) FROM consent_events`); after != before {
 		t.Fatalf("re-run added %d events", after-before)
 	}
 
 	// Someone who gets a STOPped number later stays out of segments.
 	eve := addStopContact(t, st, "eve@example.com", "+4915199999999", ActionConfirmed, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-	if n := countRows(t, st, `SELECT count(*) FROM whatsapp_optins WHERE contact_id = ?`, eve); n != 0 {
+	if n := stopCount(t, st, `SELECT count(*) FROM whatsapp_optins WHERE contact_id = ?`, eve); n != 0 {
 		t.Fatal("a later holder of a STOPped number is in the WhatsApp opt-ins")
 	}
 	if v, err := st.Verify(ctx); err != nil || !v.OK {
@@ -313,4 +314,36 @@ func FuzzStopReader(f *testing.F) {
 			_ = MaskNumber(r.Phone)
 		}
 	})
+}
+
+// BenchmarkImportOptouts measures a STOP file of 10,000 replies against a
+// store of 10,000 contacts with numbers (half of them match).
+func BenchmarkImportOptouts(b *testing.B) {
+	ctx := context.Background()
+	st := openStopStore(b)
+	const n = 10000
+	err := st.Update(ctx, func(tx *Tx) error {
+		for i := range n {
+			if _, _, err := tx.UpsertContact(ContactInput{Email: fmt.Sprintf("p%d@example.com", i),
+				Phone: fmt.Sprintf("+49151%08d", 2*i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var file strings.Builder
+	file.WriteString("wa_id,timestamp\n")
+	for i := range n {
+		fmt.Fprintf(&file, "49151%08d,%d\n", i, 1769941800+i)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := st.ImportOptouts(ctx, strings.NewReader(file.String()), OptoutOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
 }
