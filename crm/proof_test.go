@@ -360,3 +360,31 @@ func BenchmarkWriteProofPack(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*people*2)/b.Elapsed().Seconds(), "events/s")
 }
+
+// The confirmation page shows the person the receipt of the confirmation it
+// just recorded (Store.ReceiptFor reads the event, contact and statement;
+// BuildReceipt is the same without the database).
+func ExampleBuildReceipt() {
+	e := Event{ID: 42, ContactID: 7, Channel: ChannelWhatsApp, Action: ActionConfirmed, Method: "invite:confirm-page",
+		At: time.Date(2026, 2, 1, 10, 30, 0, 0, time.UTC), Hash: strings.Repeat("ab", 32),
+		Evidence: map[string]string{"interests": "offers", "statement_language": "en"}}
+	c := Contact{ID: 7, Email: "anna@example.com", Phone: "+4915123456789"}
+	r, err := BuildReceipt(e, c, Statement{}, ReceiptOptions{
+		Controller:     Controller{Name: "Example Coffee", Jurisdiction: "EU", PrivacyURL: "https://example.com/privacy"},
+		InterestLabels: map[string]map[string]string{"offers": {"en": "Offers and discounts"}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(r.Version, r.Jurisdiction, r.ConsentTimestamp, r.PIIPrincipalID)
+	fmt.Println(r.ConsentReceiptID)
+	for _, p := range r.Services[0].Purposes {
+		fmt.Println(p.Purpose)
+	}
+	// Output:
+	// KI-CR-v1.1.0 EU 1769941800 anna@example.com
+	// a9be36df-12e7-8b4c-affe-b320b393c96e
+	// Messages from Example Coffee on WhatsApp to the number the person gave or confirmed
+	// WhatsApp messages about: Offers and discounts
+}
