@@ -223,9 +223,9 @@ func (s *Server) statementByHash(ctx context.Context, version, sha string) (crm.
 // that decides whether an answer may be recorded: another request (or an
 // erasure, a complaint) may have come in since the page was read.
 const decisionStateSQL = `SELECT i.response, i.expires_at, k.erased_at IS NOT NULL, k.phone_e164,
-	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel IN ('all', 'whatsapp')),
+	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel <> 'email'),
 	EXISTS (SELECT 1 FROM suppressions s WHERE s.phone_hash <> ''
-		AND s.phone_hash = (CASE WHEN ? <> '' THEN ? ELSE k.phone_hash END) AND s.channel IN ('all', 'whatsapp')),
+		AND s.phone_hash = (CASE WHEN ? <> '' THEN ? ELSE k.phone_hash END) AND s.channel <> 'email'),
 	coalesce((SELECT cc.action FROM consent_current cc WHERE cc.contact_id = k.id AND cc.channel = 'whatsapp'), 'none')
 FROM invitations i JOIN contacts k ON k.id = i.contact_id
 WHERE i.id = ?`

@@ -57,11 +57,14 @@ func validToken(t string) bool {
 // loadInvitationSQL reads an invitation with what its pages need in one
 // round trip. The two EXISTS are the suppressions that stop WhatsApp: by
 // the contact's email (complaint, erasure) and by its stored number (STOP).
+// "channel <> 'email'" means all or whatsapp (the table's CHECK allows only
+// those three); SQLite runs it without the temporary table an IN list
+// costs on every execution.
 const loadInvitationSQL = `SELECT i.id, i.campaign_id, i.contact_id, i.expires_at, i.response, i.responded_at,
 	c.name, c.settings, c.statement_version,
 	k.first_name, k.phone_e164, k.country, k.language, k.erased_at IS NOT NULL,
-	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel IN ('all', 'whatsapp')),
-	EXISTS (SELECT 1 FROM suppressions s WHERE s.phone_hash <> '' AND s.phone_hash = k.phone_hash AND s.channel IN ('all', 'whatsapp')),
+	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel <> 'email'),
+	EXISTS (SELECT 1 FROM suppressions s WHERE s.phone_hash <> '' AND s.phone_hash = k.phone_hash AND s.channel <> 'email'),
 	coalesce((SELECT cc.action FROM consent_current cc WHERE cc.contact_id = k.id AND cc.channel = 'whatsapp'), 'none')
 FROM invitations i
 JOIN campaigns c ON c.id = i.campaign_id
