@@ -34,10 +34,7 @@ func optoutCommand() *cli.Command {
 
 func optoutImport(c *cli.Context) error {
 	const usage = "repermit optout import stop-replies.csv --default-region DE"
-	args, err := positionalArgs(c, usage)
-	if err != nil {
-		return err
-	}
+	args := c.Args().Slice()
 	if len(args) != 1 {
 		return usagef(usage, "optout import takes one file")
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/repermit/repermit/invite/report"
 	"github.com/urfave/cli/v2"
@@ -28,10 +26,7 @@ func reportCommand() *cli.Command {
 
 func reportAction(c *cli.Context) error {
 	const usage = "repermit report [CAMPAIGN] [--html report.html] [--json]"
-	args, err := positionalArgs(c, usage)
-	if err != nil {
-		return err
-	}
+	args := c.Args().Slice()
 	if len(args) > 1 {
 		return usagef(usage, "report takes at most one campaign name")
 	}
@@ -95,48 +90,3 @@ func writeReportHTML(path string, rep report.Report) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// positionalArgs applies flags written after a positional argument
-// (`report spring --html report.html`, `optout import stops.csv --json`):
-// urfave/cli v2 stops parsing flags at the first argument and leaves the
-// rest in c.Args(). It returns the positional arguments; hint is the usage
-// line shown for a wrong flag.
-func positionalArgs(c *cli.Context, hint string) ([]string, error) {
-	args := c.Args().Slice()
-	var pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
-		}
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		var fl cli.Flag
-		for _, f := range c.Command.Flags {
-			if slices.Contains(f.Names(), name) {
-				fl = f
-			}
-		}
-		if fl == nil {
-			return nil, usagef(hint, "flag provided but not defined: %s", a)
-		}
-		if _, isBool := fl.(*cli.BoolFlag); isBool {
-			if !hasVal {
-				val = "true"
-			}
-		} else if !hasVal {
-			if i+1 >= len(args) {
-				return nil, usagef(hint, "flag needs an argument: %s", a)
-			}
-			i++
-			val = args[i]
-		}
-		if err := c.Set(name, val); err != nil {
-			return nil, usagef(hint, "invalid value %q for flag %s: %v", val, a, err)
-		}
-	}
-	return pos, nil
-}
