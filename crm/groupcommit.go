@@ -36,6 +36,11 @@ type GroupCommit struct {
 
 	batches atomic.Int64
 	calls   atomic.Int64
+
+	ckpt     *sql.DB       // the background checkpointer's connection; nil: inline
+	ckptStop chan struct{} // closed by Close
+	ckptDone chan struct{}
+	ckptOnce sync.Once
 }
 
 // GroupCommitOptions tune a GroupCommit. The zero value works.
@@ -47,6 +52,12 @@ type GroupCommitOptions struct {
 	// calls after the first one of a batch. Natural batching needs no wait;
 	// set it only when callers arrive too sparsely to batch on their own.
 	MaxWait time.Duration
+	// InlineCheckpoints keeps SQLite's default: the commit that fills the
+	// WAL past 1000 pages copies it into the database, and every caller of
+	// that batch waits for it. By default a background connection does
+	// that instead (a PASSIVE checkpoint does not block the writer), which
+	// takes those stalls off the callers' latency.
+	InlineCheckpoints bool
 }
 
 // ErrGroupCommitClosed is returned by Update after Close.
@@ -71,8 +82,45 @@ func (s *Store) NewGroupCommit(opt GroupCommitOptions) *GroupCommit {
 		reqs:  make(chan *groupCall, opt.MaxBatch),
 		done:  make(chan struct{}),
 	}
+	if !opt.InlineCheckpoints {
+		g.startCheckpointer()
+	}
 	go g.loop()
 	return g
+}
+
+// startCheckpointer moves WAL checkpoints off the commit path. On any
+// failure it leaves SQLite's inline checkpoints on: slower, never unsafe.
+func (g *GroupCommit) startCheckpointer() {
+	db, err := sql.Open("sqlite3", "file:"+g.store.Path+"?_busy_timeout=10000")
+	if err != nil {
+		return
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return
+	}
+	if _, err := g.store.write.Exec(`PRAGMA wal_autocheckpoint = 0`); err != nil {
+		db.Close()
+		return
+	}
+	g.ckpt, g.ckptStop, g.ckptDone = db, make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(g.ckptDone)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-g.ckptStop:
+				return
+			case <-t.C:
+				// Errors (SQLITE_BUSY while another process checkpoints)
+				// only mean "next tick".
+				db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+		}
+	}()
 }
 
 // Update runs fn in the next batch's transaction, inside its own savepoint,
@@ -112,6 +160,15 @@ func (g *GroupCommit) Close() error {
 	}
 	g.mu.Unlock()
 	<-g.done
+	if g.ckpt != nil {
+		g.ckptOnce.Do(func() {
+			close(g.ckptStop)
+			<-g.ckptDone
+			g.store.write.Exec(`PRAGMA wal_autocheckpoint = 1000`)
+			g.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			g.ckpt.Close()
+		})
+	}
 	return nil
 }
 

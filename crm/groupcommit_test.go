@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openGroupTestStore(tb testing.TB) *Store {
@@ -187,6 +189,46 @@ func TestGroupCommitCancelAndClose(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("committed call lost: %v", got)
 	}
+}
+
+// TestGroupCommitCheckpointsInTheBackground: with SQLite's own checkpoints
+// off the commit path, the WAL must still be copied back and stay small,
+// and Close must give the store its default back.
+func TestGroupCommitCheckpointsInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	st := openGroupTestStore(t)
+	ids := seedGroupContacts(t, st, 200)
+	g := st.NewGroupCommit(GroupCommitOptions{})
+	var wg sync.WaitGroup
+	for round := range 20 {
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := g.Update(ctx, func(tx *Tx) error {
+					return tx.SetInterests(id, []string{fmt.Sprintf("topic-%d-%s", round, strings.Repeat("x", 200))})
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	time.Sleep(200 * time.Millisecond)
+	var busy, frames, done int
+	if err := st.write.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done); err != nil {
+		t.Fatal(err)
+	}
+	if frames > 4000 {
+		t.Errorf("WAL holds %d frames: the background checkpointer is not keeping up", frames)
+	}
+	g.Close()
+	var auto int
+	if err := st.write.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil || auto != 1000 {
+		t.Fatalf("wal_autocheckpoint after Close = %d (%v), want 1000", auto, err)
+	}
+	g.Close()
 }
 
 // BenchmarkGroupCommit compares durable single-row writes from 32 parallel
