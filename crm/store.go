@@ -53,14 +53,32 @@ type Store struct {
 	salt  []byte
 }
 
+// Option changes how Open sets up the store.
+type Option func(*openOptions)
+
+type openOptions struct{ synchronous string }
+
+// SyncOnCheckpoint makes this process's commits skip the disk flush
+// (SQLite synchronous=NORMAL in WAL mode). A commit then survives the
+// process being killed (kill -9, a crash) but not the machine losing power.
+// Bulk work that can be redone (sending, imports) uses it; consent captured
+// from a person (the web pages) keeps the default, a flush per commit.
+func SyncOnCheckpoint() Option {
+	return func(o *openOptions) { o.synchronous = "NORMAL" }
+}
+
 // Open opens (creating if needed) the database at path and applies pending
 // migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	oo := openOptions{synchronous: "FULL"}
+	for _, o := range opts {
+		o(&oo)
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_fk", "1")
-	q.Set("_synchronous", "FULL")
+	q.Set("_synchronous", oo.synchronous)
 	q.Set("_txlock", "immediate")
 	// A 64 MiB page cache: imports insert into indexes of random hashes, and
 	// the default 2 MiB cache would go to the OS for almost every row.

@@ -266,7 +266,9 @@ func sendAction(c *cli.Context, name func(*cli.Context) (string, error), remind 
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c, true)
+	// Sending is redone after a crash from the queue, so its commits need
+	// not wait for the disk: that is what lets it keep up with SMTP.
+	st, err := openStore(c, true, crm.SyncOnCheckpoint())
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,9 @@ func importAction(c *cli.Context) error {
 	if rejectsPath == "" {
 		rejectsPath = "rejects-" + time.Now().UTC().Format("20060102-150405") + ".csv"
 	}
-	st, err := openStore(c, false)
+	// An import can simply be run again, so its batches need not wait for
+	// the disk.
+	st, err := openStore(c, false, crm.SyncOnCheckpoint())
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 // openStore opens the database of --db. Commands that only read pass
 // mustExist, so that a typo in --db is reported instead of creating an empty
 // database.
-func openStore(c *cli.Context, mustExist bool) (*crm.Store, error) {
+func openStore(c *cli.Context, mustExist bool, opts ...crm.Option) (*crm.Store, error) {
 	path := c.String("db")
 	if path == "" {
 		path = "./repermit.db" // an empty REPERMIT_DB means the default, not an in-memory database
@@ -24,7 +24,7 @@ func openStore(c *cli.Context, mustExist bool) (*crm.Store, error) {
 				"run `repermit import FILE` first, or pass --db (or REPERMIT_DB) with the right path")
 		}
 	}
-	st, err := crm.Open(c.Context, path)
+	st, err := crm.Open(c.Context, path, opts...)
 	if err != nil {
 		return nil, withHint(err, "check that --db points to a writable repermit database")
 	}

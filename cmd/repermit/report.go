@@ -89,4 +89,3 @@ func writeReportHTML(path string, rep report.Report) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
-
