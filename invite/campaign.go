@@ -54,6 +54,9 @@ type CampaignSpec struct {
 	ReminderCount    int  // 0 → DefaultReminderCount
 	NoReminders      bool // reminders off
 	TemplateDir      string
+	// Refresh makes it a refresh campaign: it invites only the contacts
+	// FlagRefresh flags for it.
+	Refresh bool
 }
 
 // CreateCampaign stores a campaign and its consent statements. It is
@@ -98,7 +101,7 @@ func CreateCampaign(ctx context.Context, st *crm.Store, spec CampaignSpec) (c Ca
 	c = Campaign{Name: spec.Name, StatementVersion: spec.StatementVersion, Expiry: spec.Expiry,
 		ReminderCount: spec.ReminderCount, ReminderAfter: spec.ReminderAfter,
 		Settings: Settings{Interests: spec.Interests, Subjects: spec.Subjects,
-			ReminderSubjects: spec.ReminderSubjects, TemplateDir: spec.TemplateDir}}
+			ReminderSubjects: spec.ReminderSubjects, TemplateDir: spec.TemplateDir, Refresh: spec.Refresh}}
 	if c.Settings.Interests == nil {
 		c.Settings.Interests = []Interest{}
 	}

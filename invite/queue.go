@@ -16,7 +16,19 @@ type QueueResult struct {
 // notInvited is the campaign half of eligibility; the other half is the view
 // invite_eligible (crm/migrations/0001_core.sql), the one definition of who
 // may get an invitation at all. Every query here joins the two.
-const notInvited = `NOT EXISTS (SELECT 1 FROM invitations i WHERE i.campaign_id = ? AND i.contact_id = e.contact_id)`
+// Its two parameters are the campaign's audience() and its id: a refresh
+// campaign reaches only the contacts flagged for it, an ordinary one only
+// the others.
+const notInvited = `e.refresh_campaign_id IS ? AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.campaign_id = ? AND i.contact_id = e.contact_id)`
+
+// audience is the refresh_campaign_id of the contacts the campaign may
+// invite: its own id for a refresh campaign, NULL for any other.
+func (c Campaign) audience() any {
+	if c.Settings.Refresh {
+		return c.ID
+	}
+	return nil
+}
 
 // queueBatch bounds one write transaction of Queue, so the page and web
 // writers are never blocked for long.
@@ -26,7 +38,7 @@ const queueBatch = 2000
 // now (eligible and not yet invited).
 func CountEligible(ctx context.Context, st *crm.Store, c Campaign) (int, error) {
 	var n int
-	err := st.DB().QueryRowContext(ctx, `SELECT count(*) FROM invite_eligible e WHERE `+notInvited, c.ID).Scan(&n)
+	err := st.DB().QueryRowContext(ctx, `SELECT count(*) FROM invite_eligible e WHERE `+notInvited, c.audience(), c.ID).Scan(&n)
 	return n, err
 }
 
@@ -61,7 +73,7 @@ func queue(ctx context.Context, st *crm.Store, c Campaign, limit int) (QueueResu
 				return err
 			}
 			rows, err := tx.QueryContext(ctx, `SELECT e.contact_id FROM invite_eligible e
-				WHERE e.contact_id > ? AND `+notInvited+` ORDER BY e.contact_id LIMIT ?`, after, c.ID, n)
+				WHERE e.contact_id > ? AND `+notInvited+` ORDER BY e.contact_id LIMIT ?`, after, c.audience(), c.ID, n)
 			if err != nil {
 				return err
 			}

@@ -179,7 +179,7 @@ func DryRun(ctx context.Context, st *crm.Store, o SendOptions) (SendResult, *Mes
 		return res, nil, err
 	}
 	var id int64
-	err = st.DB().QueryRowContext(ctx, `SELECT e.contact_id FROM invite_eligible e WHERE `+notInvited+` ORDER BY e.contact_id LIMIT 1`, c.ID).Scan(&id)
+	err = st.DB().QueryRowContext(ctx, `SELECT e.contact_id FROM invite_eligible e WHERE `+notInvited+` ORDER BY e.contact_id LIMIT 1`, c.audience(), c.ID).Scan(&id)
 	if err != nil {
 		return res, nil, nil
 	}

@@ -30,4 +30,7 @@ type Settings struct {
 	ReminderSubjects map[string]string `json:"reminder_subjects,omitempty"`
 	// TemplateDir overrides the embedded templates when set.
 	TemplateDir string `json:"template_dir,omitempty"`
+	// Refresh marks a campaign that asks people whose WhatsApp consent has
+	// aged to confirm it again (see FlagRefresh).
+	Refresh bool `json:"refresh,omitempty"`
 }
