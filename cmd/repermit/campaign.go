@@ -187,30 +187,23 @@ func printFunnel(w io.Writer, name string, f invite.Funnel) {
 
 // campaignSpec turns flags and config into a plain spec.
 func campaignSpec(c *cli.Context, cfg Config, name string) (invite.CampaignSpec, error) {
-	spec := invite.CampaignSpec{Name: name, StatementVersion: cfg.Statement.Version, Statements: map[string]string{},
-		Expiry: c.Duration("expiry"), ReminderAfter: c.Duration("reminder-after"), ReminderCount: c.Int("reminders"),
-		NoReminders: c.Int("reminders") == 0, TemplateDir: c.String("templates")}
-	for lang := range cfg.Statement.Text {
-		spec.Statements[lang] = cfg.StatementText(lang)
-	}
-	var err error
-	if spec.Subjects, err = perLanguage(c.StringSlice("subject")); err != nil {
-		return spec, err
-	}
-	if spec.ReminderSubjects, err = perLanguage(c.StringSlice("reminder-subject")); err != nil {
-		return spec, err
-	}
-	names := sortedKeys(cfg.Interests)
+	var names []string
 	if v := c.String("interests"); v != "" {
-		names = nil
 		for _, n := range strings.Split(v, ",") {
 			if n = strings.TrimSpace(n); n != "" {
 				names = append(names, n)
 			}
 		}
 	}
-	for _, n := range names {
-		spec.Interests = append(spec.Interests, invite.Interest{Name: n, Labels: cfg.Interests[n]})
+	spec := cfg.campaignSpec(name, names)
+	spec.Expiry, spec.ReminderAfter, spec.ReminderCount = c.Duration("expiry"), c.Duration("reminder-after"), c.Int("reminders")
+	spec.NoReminders, spec.TemplateDir = c.Int("reminders") == 0, c.String("templates")
+	var err error
+	if spec.Subjects, err = perLanguage(c.StringSlice("subject")); err != nil {
+		return spec, err
+	}
+	if spec.ReminderSubjects, err = perLanguage(c.StringSlice("reminder-subject")); err != nil {
+		return spec, err
 	}
 	if spec.Expiry <= 0 || spec.ReminderAfter <= 0 || spec.ReminderCount < 0 {
 		return spec, usagef("repermit campaign create NAME --expiry 720h --reminders 1 --reminder-after 168h", "expiry and reminder delay must be positive, reminders not negative")
@@ -302,28 +295,16 @@ func sendAction(c *cli.Context, name func(*cli.Context) (string, error), remind 
 		}
 		return nil
 	}
-	smtpURL, outbox := cfg.Sender.SMTP, cfg.Sender.Outbox
+	sender := cfg.Sender
 	if c.IsSet("smtp") {
-		smtpURL = c.String("smtp")
+		sender.SMTP = c.String("smtp")
 	}
 	if c.IsSet("outbox") {
-		smtpURL, outbox = "", c.String("outbox")
+		sender.SMTP, sender.Outbox = "", c.String("outbox")
 	}
-	if smtpURL != "" {
-		t, err := invite.NewSMTP(smtpURL, invite.SMTPOptions{AllowInsecureAuth: cfg.Sender.AllowInsecureAuth || c.Bool("allow-insecure-auth")})
-		if err != nil {
-			return usagef("repermit campaign send NAME --smtp smtp://user:pass@host:587", "%s", err)
-		}
-		o.Transport = t
-	} else {
-		if outbox == "" {
-			outbox = "outbox"
-		}
-		ob, err := invite.NewOutbox(outbox)
-		if err != nil {
-			return err
-		}
-		o.Transport = ob
+	sender.AllowInsecureAuth = sender.AllowInsecureAuth || c.Bool("allow-insecure-auth")
+	if o.Transport, err = sender.transport(); err != nil {
+		return err
 	}
 	o.Progress, o.ProgressBar = c.App.ErrWriter, isTerminal(c.App.ErrWriter)
 	start := time.Now()

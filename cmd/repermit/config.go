@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/repermit/repermit/invite"
 	"github.com/urfave/cli/v2"
 )
 
@@ -105,6 +106,44 @@ func defaultConfig() Config {
 // filled in.
 func (c Config) StatementText(lang string) string {
 	return strings.ReplaceAll(c.Statement.Text[lang], "{{business}}", c.Business.Name)
+}
+
+// campaignSpec is a campaign as the config describes it: the consent
+// statement in every configured language and the interests offered (names,
+// or every configured interest when names is empty) with their labels.
+func (c Config) campaignSpec(name string, names []string) invite.CampaignSpec {
+	spec := invite.CampaignSpec{Name: name, StatementVersion: c.Statement.Version, Statements: map[string]string{}}
+	for lang := range c.Statement.Text {
+		spec.Statements[lang] = c.StatementText(lang)
+	}
+	if len(names) == 0 {
+		names = sortedKeys(c.Interests)
+	}
+	for _, n := range names {
+		spec.Interests = append(spec.Interests, invite.Interest{Name: n, Labels: c.Interests[n]})
+	}
+	return spec
+}
+
+// transport is where invitations go: the SMTP server when one is set, else
+// the outbox folder.
+func (s SenderConfig) transport() (invite.Transport, error) {
+	if s.SMTP != "" {
+		t, err := invite.NewSMTP(s.SMTP, invite.SMTPOptions{AllowInsecureAuth: s.AllowInsecureAuth})
+		if err != nil {
+			return nil, usagef("repermit campaign send NAME --smtp smtp://user:pass@host:587", "%s", err)
+		}
+		return t, nil
+	}
+	outbox := s.Outbox
+	if outbox == "" {
+		outbox = "outbox"
+	}
+	ob, err := invite.NewOutbox(outbox)
+	if err != nil {
+		return nil, withHint(err, "check [sender] outbox or --outbox: the folder must be writable")
+	}
+	return ob, nil
 }
 
 // loadConfig reads --config, or ./repermit.toml when present, over the
