@@ -2,6 +2,7 @@ package crm
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -12,6 +13,7 @@ type bulkInsert struct {
 	prefix string // "INSERT INTO t (a, b)"
 	suffix string // e.g. an ON CONFLICT clause
 	cols   int
+	rank   int // flush order: referenced tables first
 	vals   []any
 }
 
@@ -24,16 +26,25 @@ func (b *bulkInsert) query(rows int) string {
 	return b.prefix + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", rows), ",") + " " + b.suffix
 }
 
+// Flush ranks of the tables written in bulk: a row is flushed after the
+// rows it references (foreign keys are checked at once).
+const (
+	rankContacts = iota
+	rankEvents
+	rankCurrent
+)
+
 // bulk returns the transaction's inserter for a table, creating it.
-func (tx *Tx) bulk(prefix, suffix string, cols int) *bulkInsert {
+func (tx *Tx) bulk(prefix, suffix string, cols, rank int) *bulkInsert {
 	key := prefix + suffix
 	for _, b := range tx.bulks {
 		if b.prefix+b.suffix == key {
 			return b
 		}
 	}
-	b := &bulkInsert{prefix: prefix, suffix: suffix, cols: cols}
+	b := &bulkInsert{prefix: prefix, suffix: suffix, cols: cols, rank: rank}
 	tx.bulks = append(tx.bulks, b)
+	slices.SortStableFunc(tx.bulks, func(x, y *bulkInsert) int { return x.rank - y.rank })
 	return b
 }
 
@@ -55,8 +66,7 @@ func (tx *Tx) bulkFlushOne(b *bulkInsert) error {
 	return err
 }
 
-// flushBulk writes every gathered row, in the order the inserters were
-// first used (contacts before the events that reference them).
+// flushBulk writes every gathered row, referenced tables first.
 func (tx *Tx) flushBulk() error {
 	for _, b := range tx.bulks {
 		if err := tx.bulkFlushOne(b); err != nil {

@@ -199,7 +199,7 @@ func (tx *Tx) insertContact(c *Contact, hash string) (int64, error) {
 		}
 		id := tx.nextContactID
 		tx.nextContactID++
-		err := tx.bulkAdd(tx.bulk(insert, "", 16), id, c.Email, hash, c.FirstName, c.LastName, c.Phone, c.PhoneRaw,
+		err := tx.bulkAdd(tx.bulk(insert, "", 16, rankContacts), id, c.Email, hash, c.FirstName, c.LastName, c.Phone, c.PhoneRaw,
 			tx.store.HashPhone(c.Phone), c.Country, c.Language, tags, attrs, c.Source, c.ExternalID, now, now)
 		return id, err
 	}

@@ -371,3 +371,21 @@ func FuzzImport(f *testing.F) {
 		}
 	})
 }
+
+// TestImportExistingBeforeNewInOneBatch: a row that only adds an event for
+// a known contact, then a new contact, in one batch (a regression: the
+// gathered events were flushed before the gathered contacts).
+func TestImportExistingBeforeNewInOneBatch(t *testing.T) {
+	dir := t.TempDir()
+	first := filepath.Join(dir, "first.csv")
+	second := filepath.Join(dir, "second.csv")
+	os.WriteFile(first, []byte("email,consent\nold@example.com,yes\n"), 0o644)
+	os.WriteFile(second, []byte("email,consent\nold@example.com,unsubscribed\nnew@example.com,yes\n"), 0o644)
+	st := MustOpen(t)
+	mustImport(t, st, []string{first}, ImportOptions{})
+	sum, _ := mustImport(t, st, []string{second}, ImportOptions{})
+	if sum.Created != 1 || sum.Events != 2 || sum.Eligible != 1 {
+		t.Errorf("%+v", sum)
+	}
+	mustVerify(t, st)
+}

@@ -167,10 +167,10 @@ func (tx *Tx) AppendEvent(e *Event) error {
 	const insertCurrent = `INSERT INTO consent_current (contact_id, channel, action, event_id, at)`
 	const onConflict = `ON CONFLICT (contact_id, channel) DO UPDATE SET action = excluded.action, event_id = excluded.event_id, at = excluded.at`
 	if tx.bulkMode {
-		if err := tx.bulkAdd(tx.bulk(insertEvent, "", len(vals)), vals...); err != nil {
+		if err := tx.bulkAdd(tx.bulk(insertEvent, "", len(vals), rankEvents), vals...); err != nil {
 			return fmt.Errorf("append consent event: %w", err)
 		}
-		if err := tx.bulkAdd(tx.bulk(insertCurrent, onConflict, 5), e.ContactID, e.Channel, e.Action, e.ID, FormatTime(e.At)); err != nil {
+		if err := tx.bulkAdd(tx.bulk(insertCurrent, onConflict, 5, rankCurrent), e.ContactID, e.Channel, e.Action, e.ID, FormatTime(e.At)); err != nil {
 			return fmt.Errorf("update current consent: %w", err)
 		}
 	} else {

@@ -43,6 +43,19 @@ func FlagRefresh(ctx context.Context, st *crm.Store, campaign string, confirmedB
 	return int(n), err
 }
 
+// CountRefreshDue counts the contacts FlagRefresh would flag for
+// confirmedBefore, so that a run creates a refresh campaign only when
+// somebody is due.
+func CountRefreshDue(ctx context.Context, st *crm.Store, confirmedBefore time.Time) (int, error) {
+	var n int
+	err := st.DB().QueryRowContext(ctx, `SELECT count(*) FROM consent_current w
+		JOIN contacts c ON c.id = w.contact_id AND c.erased_at IS NULL
+		WHERE w.channel = 'whatsapp' AND w.action = 'confirmed' AND w.at < ?
+		  AND NOT EXISTS (SELECT 1 FROM consent_refresh r WHERE r.contact_id = w.contact_id AND r.event_id = w.event_id)`,
+		crm.FormatTime(confirmedBefore)).Scan(&n)
+	return n, err
+}
+
 // ExpireRefresh records WhatsApp consent `expired` for every flagged contact
 // whose deadline has passed without a new confirmation (their current
 // WhatsApp state is still the flagged confirmation), so they leave every

@@ -74,7 +74,7 @@ type RunConfig struct {
 	SegmentsDir   string   `toml:"segments_dir"`
 	Segments      []string `toml:"segments"`
 	Format        string   `toml:"format"`
-	Lock          string   `toml:"lock"`
+	Rejects       string   `toml:"rejects"`
 }
 
 func defaultConfig() Config {
@@ -98,7 +98,7 @@ func defaultConfig() Config {
 			"recipes": {"en": "Recipes and brewing tips", "de": "Rezepte und Brühtipps"},
 			"events":  {"en": "Events and tastings", "de": "Events und Verkostungen"},
 		},
-		Run: RunConfig{Campaign: "whatsapp-optin", Preset: "auto", RefreshMonths: 24, SegmentsDir: "segments-out", Format: "csv", Lock: "repermit.lock"},
+		Run: RunConfig{Campaign: "whatsapp-optin", Preset: "auto", RefreshMonths: 24, SegmentsDir: "segments-out", Format: "csv", Rejects: "rejects"},
 	}
 }
 

@@ -147,7 +147,8 @@ refresh_months = %d
 segments = []
 segments_dir = %s
 format = %s
-lock = %s
-`, q(cfg.Run.Campaign), q(cfg.Run.Preset), cfg.Run.RefreshMonths, q(cfg.Run.SegmentsDir), q(cfg.Run.Format), q(cfg.Run.Lock))
+# Rows an import rejects go into a file in this folder, one per run.
+rejects = %s
+`, q(cfg.Run.Campaign), q(cfg.Run.Preset), cfg.Run.RefreshMonths, q(cfg.Run.SegmentsDir), q(cfg.Run.Format), q(cfg.Run.Rejects))
 	return b.String()
 }
