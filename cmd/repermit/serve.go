@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/repermit/repermit/crm"
 	"github.com/repermit/repermit/invite/web"
 	"github.com/urfave/cli/v2"
 )
@@ -48,17 +49,9 @@ func serve(c *cli.Context) error {
 	}
 	defer st.Close()
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	h := web.New(st, web.Options{
-		Business: web.Business{
-			Name:           cfg.Business.Name,
-			Address:        cfg.Business.Address,
-			PrivacyURL:     cfg.Business.PrivacyURL,
-			WhatsAppNumber: cfg.Business.WhatsAppNumber,
-		},
-		TrustProxy:    trust,
-		DefaultRegion: cfg.Import.DefaultRegion,
-		Logger:        log,
-	})
+	opt := webOptions(cfg)
+	opt.TrustProxy, opt.Logger = trust, log
+	h := web.New(st, opt)
 	fmt.Fprintf(c.App.ErrWriter, "Serving the confirmation pages on http://%s (Ctrl-C to stop)\n", addr)
 	err = web.ListenAndServe(c.Context, addr, h, log)
 	if cerr := h.Close(); err == nil {
@@ -69,4 +62,21 @@ func serve(c *cli.Context) error {
 	}
 	fmt.Fprintln(c.App.ErrWriter, "Stopped.")
 	return nil
+}
+
+// webOptions are the pages' settings from the config: the business they
+// speak for and the consent receipt they offer.
+func webOptions(cfg Config) web.Options {
+	return web.Options{
+		Business: web.Business{
+			Name:           cfg.Business.Name,
+			Address:        cfg.Business.Address,
+			PrivacyURL:     cfg.Business.PrivacyURL,
+			WhatsAppNumber: cfg.Business.WhatsAppNumber,
+		},
+		TrustProxy:    cfg.Web.TrustProxy,
+		DefaultRegion: cfg.Import.DefaultRegion,
+		Receipt: &crm.ReceiptOptions{Controller: controllerOf(cfg), InterestLabels: cfg.Interests,
+			RefreshMonths: cfg.Run.RefreshMonths},
+	}
 }

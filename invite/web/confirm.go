@@ -205,6 +205,7 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 		}
 		done.MaskedPhone = maskPhone(phone)
 		done.WhatsAppLink = waLink(s.opt.Business.WhatsAppNumber)
+		done.Receipt = s.opt.Receipt != nil
 	} else {
 		done.Title = done.T("no_title")
 	}

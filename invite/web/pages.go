@@ -32,6 +32,7 @@ type view struct {
 	// success page
 	Confirmed    bool
 	WhatsAppLink string
+	Receipt      bool // link the consent receipt
 
 	// preference page
 	WhatsAppOn bool

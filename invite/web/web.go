@@ -72,6 +72,9 @@ type Options struct {
 	// Logger receives one line per request (route, status, duration; never
 	// a token, email or phone) and errors. Default: discard.
 	Logger *slog.Logger
+	// Receipt, when set, offers the person a consent receipt of their
+	// confirmation (GET /r/{token}, linked from the success page).
+	Receipt *crm.ReceiptOptions
 	// SingleWrites makes every request commit its own transaction instead
 	// of going through group commit. It exists to measure the difference.
 	SingleWrites bool
@@ -143,6 +146,7 @@ func New(st *crm.Store, opt Options) *Server {
 	mux.HandleFunc("POST /u/{token}", s.unsubscribePost)
 	mux.HandleFunc("GET /p/{token}", s.preferencesGet)
 	mux.HandleFunc("POST /p/{token}", s.preferencesPost)
+	mux.HandleFunc("GET /r/{token}", s.receiptGet)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

@@ -530,3 +530,22 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		t.Fatal("Serve did not shut down")
 	}
 }
+
+func TestSuccessPageOffersTheConsentReceipt(t *testing.T) {
+	f := newFixture(t, web.Options{Receipt: &crm.ReceiptOptions{Controller: crm.Controller{Name: "Kaffee & Co", Jurisdiction: "EU"}}})
+	_, token := f.person("anna@example.com", crm.ContactInput{FirstName: "Anna", Phone: "+4915123456678", Language: "en"})
+	// Before a confirmation there is nothing to give a receipt for.
+	if r := f.get("/r/" + token); r.status != 404 {
+		t.Errorf("receipt before confirming: %d", r.status)
+	}
+	r := f.post("/c/"+token, confirmForm("offers"))
+	mustContain(t, r.body, `href="/r/`+token+`"`)
+	r = f.get("/r/" + token)
+	if r.status != 200 {
+		t.Fatalf("receipt: %d %s", r.status, r.body)
+	}
+	checkSecurityHeaders(t, r)
+	mustContain(t, r.body, `"version": "KI-CR-v1.1.0"`, `"jurisdiction": "EU"`, `"consentReceiptID"`)
+	mustContain(t, r.body, `Kaffee \u0026 Co`)
+	f.verify()
+}
