@@ -199,9 +199,30 @@ func TestCLIDemo(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"contacts may be invited", "hash chain ok=true", "rows rejected"} {
+	for _, want := range []string{"contacts may be invited", "hash chain ok=true", "rows rejected", "invitations sent",
+		"pressed \"Yes, message me on WhatsApp\"", "offers-dach", "confirmation rate"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	demo := filepath.Join(dir, "demo")
+	for _, f := range []string{"report.html", "proof-pack.json", "consent-receipts.jsonl", "segments/offers-dach.csv",
+		"segments/offers-dach.csv.manifest.json", "segments/everyone-interakt.csv", "rejects.csv"} {
+		if st, err := os.Stat(filepath.Join(demo, f)); err != nil || st.Size() == 0 {
+			t.Errorf("demo did not write %s: %v", f, err)
+		}
+	}
+	emls, _ := filepath.Glob(filepath.Join(demo, "outbox", "*.eml"))
+	if len(emls) != 180 {
+		t.Errorf("outbox holds %d invitations, want 180", len(emls))
+	}
+	// The answers went through the pages: the evidence carries the demo's agent.
+	v := runBinary(t, dir, "--db", filepath.Join(demo, "repermit.db"), "consent", "verify", "--json")
+	if v.code != 0 || !strings.Contains(v.stdout, `"ok": true`) {
+		t.Errorf("consent verify of the demo: %s %s", v.stdout, v.stderr)
+	}
+	b, _ := os.ReadFile(filepath.Join(demo, "consent-receipts.jsonl"))
+	if !strings.Contains(string(b), "KI-CR-v1.1.0") {
+		t.Error("no consent receipt in the demo")
 	}
 }
