@@ -67,13 +67,13 @@ func TestConfirmPageInGermanWithFallback(t *testing.T) {
 	f := newFixture(t, web.Options{})
 	_, de := f.person("de@example.com", crm.ContactInput{Language: "de", Phone: "+4915123456678"})
 	r := f.get("/c/" + de)
-	mustContain(t, r.body, `lang="de"`, "auf WhatsApp", html.EscapeString(stmtDE), "Ja, schreibt mir auf WhatsApp", "Nein, danke", "Angebote und Rabatte")
+	mustContain(t, r.body, `lang="de"`, "auf WhatsApp", html.EscapeString(stmtDE), "Ja, schreiben Sie mir auf WhatsApp", "Nein, danke", "Angebote und Rabatte")
 
 	_, fr := f.person("fr@example.com", crm.ContactInput{Language: "fr", Phone: "+4915123456678"})
 	r = f.get("/c/" + fr)
 	mustContain(t, r.body, `lang="en"`, html.EscapeString(stmtEN), "Yes, message me on WhatsApp")
 	r = f.get("/c/"+fr, "Accept-Language", "fr-FR, de;q=0.8, en;q=0.5")
-	mustContain(t, r.body, `lang="de"`, "Ja, schreibt mir auf WhatsApp")
+	mustContain(t, r.body, `lang="de"`, "Ja, schreiben Sie mir auf WhatsApp")
 }
 
 func TestUnknownAndExpiredLinks(t *testing.T) {
