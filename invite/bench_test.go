@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/repermit/repermit/crm"
 )
 
 // BenchmarkSend100k sends 100,000 invitations end to end (queue, render,
@@ -27,7 +29,9 @@ func BenchmarkSend100k(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
-				st := mustOpen(b)
+				// As campaign send opens it: commits survive kill -9 without a
+				// flush each.
+				st := mustOpen(b, crm.SyncOnCheckpoint())
 				seedMany(b, st, n)
 				testCampaign(b, st, "bench")
 				ms := startServer(b)

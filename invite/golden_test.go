@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -13,6 +14,8 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 // The rendered text and HTML of each default language, invitation and
 // reminder, against reviewed golden files (go test -update rewrites them).
+// Both ways of rendering must give them: the compiled message (what is
+// sent, decoded from the wire form) and the templates executed directly.
 func TestGoldenBodies(t *testing.T) {
 	st := mustOpen(t)
 	c := testCampaign(t, st, "golden")
@@ -23,18 +26,33 @@ func TestGoldenBodies(t *testing.T) {
 	exp := time.Date(2026, 4, 30, 12, 0, 0, 0, time.UTC)
 	for _, lang := range []string{"en", "de"} {
 		for _, rem := range []int{0, 1} {
+			if r.msgs[lang][rem][1].perRecipient {
+				t.Errorf("%s: the default templates are rendered per recipient, not spliced", lang)
+			}
 			var text, html bytes.Buffer
 			rc := Recipient{InvitationID: 1, Email: "x@example.org", FirstName: "Zoë <&>", Language: lang,
 				Token: "TOKEN0123456789abcdefghijklmnopq", Reminder: rem, ExpiresAt: exp}
-			if err := r.bodies(rc, lang, &text, &html); err != nil {
+			if err := r.bodies(rc, lang, rem == 1, &text, &html); err != nil {
 				t.Fatal(err)
 			}
+			m, err := r.Render(rc, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLineLengths(t, m.Data)
+			p := parseMessage(t, m.Data)
 			kind := map[int]string{0: "invite", 1: "reminder"}[rem]
-			for ext, got := range map[string][]byte{"txt": text.Bytes(), "html": html.Bytes()} {
-				file := filepath.Join("testdata", "golden", lang+"-"+kind+"."+ext)
-				if *update {
+			for _, g := range []struct {
+				ext, how string
+				got      []byte
+			}{
+				{"txt", "templates", text.Bytes()}, {"html", "templates", html.Bytes()},
+				{"txt", "sent message", []byte(crlfToLF(p.text))}, {"html", "sent message", []byte(crlfToLF(p.html))},
+			} {
+				file := filepath.Join("testdata", "golden", lang+"-"+kind+"."+g.ext)
+				if *update && g.how == "templates" {
 					os.MkdirAll(filepath.Dir(file), 0o755)
-					if err := os.WriteFile(file, got, 0o644); err != nil {
+					if err := os.WriteFile(file, g.got, 0o644); err != nil {
 						t.Fatal(err)
 					}
 					continue
@@ -43,10 +61,32 @@ func TestGoldenBodies(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%v (run go test -update to create it)", err)
 				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s differs from the golden file (go test -update after review):\n%s", file, got)
+				if !bytes.Equal(g.got, want) {
+					t.Errorf("%s (%s) differs from the golden file (go test -update after review):\n%s", file, g.how, g.got)
 				}
 			}
 		}
+	}
+}
+
+func crlfToLF(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
+
+// checkLineLengths: RFC 5322 allows 998 characters a line; quoted-printable
+// keeps the bodies' lines within 76.
+func checkLineLengths(t *testing.T, data []byte) {
+	t.Helper()
+	head, body, _ := bytes.Cut(data, []byte("\r\n\r\n"))
+	for _, l := range bytes.Split(head, []byte("\r\n")) {
+		if len(l) > 998 {
+			t.Errorf("header line of %d characters", len(l))
+		}
+	}
+	for _, l := range bytes.Split(body, []byte("\r\n")) {
+		if len(l) > 76 {
+			t.Errorf("body line of %d characters: %q", len(l), l)
+		}
+	}
+	if bytes.Contains(bytes.ReplaceAll(data, []byte("\r\n"), nil), []byte("\n")) {
+		t.Errorf("a bare LF in the message")
 	}
 }

@@ -16,9 +16,9 @@ import (
 )
 
 // mustOpen opens a fresh store under t.TempDir().
-func mustOpen(tb testing.TB) *crm.Store {
+func mustOpen(tb testing.TB, opts ...crm.Option) *crm.Store {
 	tb.Helper()
-	st, err := crm.Open(context.Background(), filepath.Join(tb.TempDir(), "repermit.db"))
+	st, err := crm.Open(context.Background(), filepath.Join(tb.TempDir(), "repermit.db"), opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,11 +11,12 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"io/fs"
-	"mime/quotedprintable"
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -118,6 +119,8 @@ type templateData struct {
 type langTemplates struct {
 	text *texttemplate.Template
 	html *htmltemplate.Template
+	// spliceable: both use the per-recipient fields plainly (compile.go).
+	spliceable bool
 }
 
 var funcs = map[string]any{"join": strings.Join}
@@ -167,7 +170,7 @@ func addTemplates(out map[string]*langTemplates, fsys fs.FS, where string) error
 		if err != nil {
 			return fmt.Errorf("template %s: %w", path.Join(where, lang+".html"), err)
 		}
-		out[lang] = &langTemplates{text: tt, html: ht}
+		out[lang] = &langTemplates{text: tt, html: ht, spliceable: spliceable(string(tb)) && spliceable(string(hb))}
 	}
 	return nil
 }
@@ -187,72 +190,33 @@ func Languages(dir string) ([]string, error) {
 	return out, nil
 }
 
-// Placeholders the skeleton carries where per-recipient values go.
-const (
-	slotTo    = "@@REPERMIT-TO@@"
-	slotDate  = "@@REPERMIT-DATE@@"
-	slotMsgID = "@@REPERMIT-MSGID@@"
-	slotUnsub = "@@REPERMIT-UNSUB@@"
-	slotText  = "@@REPERMIT-TEXT@@"
-	slotHTML  = "@@REPERMIT-HTML@@"
-)
-
-var slotNames = []string{slotTo, slotDate, slotMsgID, slotUnsub, slotText, slotHTML}
-
-// skeleton is a message built once per language and kind with go-message;
-// per recipient only the slots are filled. This is what makes rendering
-// cheap enough for thousands of messages a second: the MIME structure,
-// encoded subject and identity headers are the same for every recipient.
-type skeleton struct {
-	chunks []string // literal text; slots[i] goes after chunks[i]
-	slots  []string
-}
-
-func buildSkeleton(h mail.Header) (*skeleton, error) {
+// skeleton renders a message's headers and MIME structure with go-message,
+// with sentinels for the per-recipient headers and the two bodies.
+func skeleton(h mail.Header) (string, error) {
 	var buf bytes.Buffer
 	iw, err := mail.CreateInlineWriter(&buf, h)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	for _, p := range []struct{ ct, slot string }{{"text/plain", slotText}, {"text/html", slotHTML}} {
+	for _, p := range []struct{ ct, body string }{{"text/plain", sentText}, {"text/html", sentHTML}} {
 		var ph mail.InlineHeader
 		ph.SetContentType(p.ct, map[string]string{"charset": "utf-8"})
 		ph.Set("Content-Transfer-Encoding", "quoted-printable")
 		pw, err := iw.CreatePart(ph)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
-		if _, err := pw.Write([]byte(p.slot)); err != nil {
-			return nil, err
+		if _, err := io.WriteString(pw, p.body); err != nil {
+			return "", err
 		}
 		if err := pw.Close(); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
 	if err := iw.Close(); err != nil {
-		return nil, err
+		return "", err
 	}
-	s := buf.String()
-	sk := &skeleton{}
-	for {
-		at, which := -1, ""
-		for _, n := range slotNames {
-			if i := strings.Index(s, n); i >= 0 && (at < 0 || i < at) {
-				at, which = i, n
-			}
-		}
-		if at < 0 {
-			sk.chunks = append(sk.chunks, s)
-			break
-		}
-		sk.chunks = append(sk.chunks, s[:at])
-		sk.slots = append(sk.slots, which)
-		s = s[at+len(which):]
-	}
-	if len(sk.slots) != len(slotNames) {
-		return nil, fmt.Errorf("message skeleton has %d of %d placeholders (a header was folded?)", len(sk.slots), len(slotNames))
-	}
-	return sk, nil
+	return buf.String(), nil
 }
 
 // Renderer renders a campaign's messages. It is safe for concurrent use.
@@ -262,12 +226,14 @@ type Renderer struct {
 	fromAddr   string
 	fromDomain string
 	tmpl       map[string]*langTemplates
-	skel       map[string]*skeleton // lang + "/" + kind
-	interests  map[string][]string  // lang → labels
+	interests  map[string][]string // lang → labels
+	// msgs holds each language's compiled messages, by kind (0 invitation,
+	// 1 reminder) and by whether the recipient has a first name.
+	msgs map[string]*[2][2]*compiled
 }
 
-// NewRenderer prepares the templates and skeletons of a campaign for every
-// language it has.
+// NewRenderer prepares the templates and compiled messages of a campaign
+// for every language it has.
 func NewRenderer(c *Campaign, id Identity) (*Renderer, error) {
 	if id.BaseURL == "" {
 		return nil, errors.New("no base URL for the links; set [web] base_url in the config")
@@ -291,7 +257,7 @@ func NewRenderer(c *Campaign, id Identity) (*Renderer, error) {
 		return nil, err
 	}
 	r := &Renderer{id: id, campaign: c, fromAddr: from.Address, tmpl: tmpl,
-		skel: map[string]*skeleton{}, interests: map[string][]string{}}
+		msgs: map[string]*[2][2]*compiled{}, interests: map[string][]string{}}
 	r.fromDomain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	for lang, t := range tmpl {
 		labels := make([]string, 0, len(c.Settings.Interests))
@@ -299,8 +265,9 @@ func NewRenderer(c *Campaign, id Identity) (*Renderer, error) {
 			labels = append(labels, in.Label(lang))
 		}
 		r.interests[lang] = labels
-		for _, kind := range []string{"invite", "reminder"} {
-			subject, err := r.subject(lang, kind, t)
+		var m [2][2]*compiled
+		for kind, reminder := range []bool{false, true} {
+			subject, err := r.subject(lang, reminder, t)
 			if err != nil {
 				return nil, err
 			}
@@ -309,26 +276,35 @@ func NewRenderer(c *Campaign, id Identity) (*Renderer, error) {
 			if replyTo != nil {
 				h.SetAddressList("Reply-To", []*mail.Address{replyTo})
 			}
-			h.Set("To", slotTo)
+			h.Set("To", sentTo)
 			h.SetSubject(subject)
-			h.Set("Date", slotDate)
-			h.Set("Message-Id", "<"+slotMsgID+">")
-			h.Set("List-Unsubscribe", "<"+slotUnsub+">")
+			h.Set("Date", sentDate)
+			h.Set("Message-Id", "<"+sentMsgID+">")
+			h.Set("List-Unsubscribe", "<"+id.BaseURL+"/u/"+sentToken+">")
 			h.Set("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-			sk, err := buildSkeleton(h)
+			skel, err := skeleton(h)
 			if err != nil {
 				return nil, err
 			}
-			r.skel[lang+"/"+kind] = sk
+			for named, hasName := range []bool{false, true} {
+				text, html, err := r.compileBodies(lang, reminder, hasName)
+				if err != nil {
+					return nil, err
+				}
+				if m[kind][named], err = compile(skel, text, html); err != nil {
+					return nil, err
+				}
+			}
 		}
+		r.msgs[lang] = &m
 	}
 	return r, nil
 }
 
-func (r *Renderer) subject(lang, kind string, t *langTemplates) (string, error) {
+func (r *Renderer) subject(lang string, reminder bool, t *langTemplates) (string, error) {
 	m := r.campaign.Settings.Subjects
 	name := "subject"
-	if kind == "reminder" {
+	if reminder {
 		m, name = r.campaign.Settings.ReminderSubjects, "reminder_subject"
 	}
 	if s := m[lang]; s != "" {
@@ -350,6 +326,9 @@ func (r *Renderer) subject(lang, kind string, t *langTemplates) (string, error) 
 // Language picks the template language for a contact's language tag
 // ("de-AT" → "de"), falling back to English.
 func (r *Renderer) Language(tag string) string {
+	if _, ok := r.tmpl[tag]; ok {
+		return tag // the common case, without allocating
+	}
 	tag = strings.ToLower(strings.TrimSpace(tag))
 	if _, ok := r.tmpl[tag]; ok {
 		return tag
@@ -367,25 +346,33 @@ func (r *Renderer) Links(token string) (confirm, unsubscribe, preferences string
 	return r.id.BaseURL + "/c/" + token, r.id.BaseURL + "/u/" + token, r.id.BaseURL + "/p/" + token
 }
 
-func formatDate(lang string, t time.Time) string {
+// appendDate appends the expiry date as the language writes it.
+func appendDate(dst []byte, lang string, t time.Time) []byte {
 	t = t.UTC()
 	switch lang {
 	case "de":
-		return t.Format("2.1.2006")
+		return t.AppendFormat(dst, "2.1.2006")
 	default:
-		return t.Format("2 January 2006")
+		return t.AppendFormat(dst, "2 January 2006")
 	}
 }
 
-// bodies renders the text and HTML bodies (unencoded).
-func (r *Renderer) bodies(rc Recipient, lang string, text, html *bytes.Buffer) error {
-	t := r.tmpl[lang]
-	confirm, unsub, prefs := r.Links(rc.Token)
-	d := templateData{
-		Lang: lang, FirstName: rc.FirstName, Business: r.id.BusinessName, Address: r.id.Address,
+// data is what the templates see for a recipient.
+func (r *Renderer) data(lang string, reminder bool, firstName, token, expiresOn string) templateData {
+	confirm, unsub, prefs := r.Links(token)
+	return templateData{
+		Lang: lang, FirstName: firstName, Business: r.id.BusinessName, Address: r.id.Address,
 		PrivacyURL: r.id.PrivacyURL, ConfirmURL: confirm, UnsubscribeURL: unsub, PreferencesURL: prefs,
-		Reminder: rc.Reminder > 0, Interests: r.interests[lang], ExpiresOn: formatDate(lang, rc.ExpiresAt),
+		Reminder: reminder, Interests: r.interests[lang], ExpiresOn: expiresOn,
 	}
+}
+
+// bodies renders the text and HTML bodies (unencoded) by executing the
+// templates: the reference the compiled messages are checked against, and
+// the path for templates that cannot be spliced.
+func (r *Renderer) bodies(rc Recipient, lang string, reminder bool, text, html *bytes.Buffer) error {
+	t := r.tmpl[lang]
+	d := r.data(lang, reminder, rc.FirstName, rc.Token, string(appendDate(nil, lang, rc.ExpiresAt)))
 	if err := t.text.Execute(text, d); err != nil {
 		return fmt.Errorf("render %s.txt: %w", lang, err)
 	}
@@ -397,76 +384,189 @@ func (r *Renderer) bodies(rc Recipient, lang string, text, html *bytes.Buffer) e
 
 // messageKey names an invitation's n-th message stably.
 func messageKey(campaignID, invitationID int64, reminder int) string {
-	return fmt.Sprintf("c%d-i%d-%d", campaignID, invitationID, reminder)
+	b := make([]byte, 0, 48)
+	b = append(b, 'c')
+	b = strconv.AppendInt(b, campaignID, 10)
+	b = append(b, "-i"...)
+	b = strconv.AppendInt(b, invitationID, 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(reminder), 10)
+	return string(b)
 }
 
 // Render builds the message for rc, dated date. The Message-ID is derived
 // from the token and the reminder number, so a resend after a crash carries
 // the same Message-ID and receiving systems can fold the duplicate.
 func (r *Renderer) Render(rc Recipient, date time.Time) (*Message, error) {
-	lang := r.Language(rc.Language)
-	kind := "invite"
-	if rc.Reminder > 0 {
-		kind = "reminder"
-	}
-	sk := r.skel[lang+"/"+kind]
-	var text, html bytes.Buffer
-	if err := r.bodies(rc, lang, &text, &html); err != nil {
+	m := &Message{}
+	if err := r.renderInto(m, nil, rc, date); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(fmt.Sprintf("message-id:%s:%d", rc.Token, rc.Reminder)))
-	msgID := hex.EncodeToString(sum[:12]) + "@" + r.fromDomain
-	name := strings.TrimSpace(rc.FirstName + " " + rc.LastName)
-	to := (&mail.Address{Name: name, Address: rc.Email}).String()
-	_, unsub, _ := r.Links(rc.Token)
+	return m, nil
+}
 
-	var out bytes.Buffer
-	out.Grow(len(sk.chunks[0]) + text.Len()*2 + html.Len()*2 + 1024)
-	for i, s := range sk.slots {
-		out.WriteString(sk.chunks[i])
-		switch s {
-		case slotTo:
-			out.WriteString(to)
-		case slotDate:
-			out.WriteString(date.Format(time.RFC1123Z))
-		case slotMsgID:
-			out.WriteString(msgID)
-		case slotUnsub:
-			out.WriteString(unsub)
-		case slotText, slotHTML:
-			body := &text
-			if s == slotHTML {
-				body = &html
-			}
-			qp := quotedprintable.NewWriter(&out)
-			if _, err := qp.Write(body.Bytes()); err != nil {
-				return nil, err
-			}
-			if err := qp.Close(); err != nil {
-				return nil, err
-			}
+// renderInto fills m, appending the message to buf (which m.Data then
+// shares): the send pipeline reuses one buffer and Message per worker.
+func (r *Renderer) renderInto(m *Message, buf []byte, rc Recipient, date time.Time) error {
+	data, err := r.appendMessage(buf, rc, date, &m.MessageID)
+	if err != nil {
+		return err
+	}
+	m.Key = messageKey(r.campaign.ID, rc.InvitationID, rc.Reminder)
+	m.From, m.To, m.Data = r.fromAddr, rc.Email, data
+	return nil
+}
+
+// appendMessage appends the whole message for rc to dst and sets *msgID.
+func (r *Renderer) appendMessage(dst []byte, rc Recipient, date time.Time, msgID *string) ([]byte, error) {
+	lang := r.Language(rc.Language)
+	kind, named := 0, 0
+	if rc.Reminder > 0 {
+		kind = 1
+	}
+	if rc.FirstName != "" {
+		named = 1
+	}
+	c := r.msgs[lang][kind][named]
+
+	// Message-ID: hex of the first 12 bytes of SHA-256("message-id:TOKEN:N").
+	var idb [128]byte
+	seed := append(append(append(idb[:0], "message-id:"...), rc.Token...), ':')
+	seed = strconv.AppendInt(seed, int64(rc.Reminder), 10)
+	sum := sha256.Sum256(seed)
+	var idText [64]byte
+	id := append(idText[:0], '<')
+	id = hex.AppendEncode(id, sum[:12])
+	id = append(append(id, '@'), r.fromDomain...)
+	*msgID = string(append(id, '>'))
+	bare := (*msgID)[1 : len(*msgID)-1]
+
+	var text, html bytes.Buffer
+	if c.perRecipient {
+		if err := r.bodies(rc, lang, kind == 1, &text, &html); err != nil {
+			return dst, err
 		}
 	}
-	out.WriteString(sk.chunks[len(sk.chunks)-1])
-	data := out.Bytes()
+	var exp, escaped [64]byte
+	expires := appendDate(exp[:0], lang, rc.ExpiresAt)
+	start := len(dst)
+	col := 0 // the column in a body line; 0 after a header value
+	for _, p := range c.pieces {
+		if col > 0 && col+p.first > qpMaxLine {
+			dst = append(dst, qpSoftBreak...)
+			col = 0
+		}
+		dst = append(dst, p.lit...)
+		if p.end >= 0 {
+			col = p.end
+		} else {
+			col += len(p.lit)
+		}
+		switch p.slot {
+		case slotNone:
+		case slotTo:
+			dst, col = appendTo(dst, rc), 0
+		case slotDate:
+			dst, col = date.AppendFormat(dst, time.RFC1123Z), 0
+		case slotMsgID:
+			dst, col = append(dst, bare...), 0
+		case slotHeaderToken:
+			dst, col = append(dst, rc.Token...), 0
+		case slotTextToken, slotHTMLToken:
+			dst, col = qpValue(dst, rc.Token, col)
+		case slotTextName:
+			dst, col = qpValue(dst, rc.FirstName, col)
+		case slotHTMLName:
+			dst, col = qpValue(dst, htmlEscapeAppend(escaped[:0], rc.FirstName), col)
+		case slotTextExpires:
+			dst, col = qpValue(dst, expires, col)
+		case slotHTMLExpires:
+			dst, col = qpValue(dst, htmlEscapeAppend(escaped[:0], string(expires)), col)
+		case slotTextBody:
+			dst, col = qpAppend(dst, text.Bytes(), 0, true)
+		case slotHTMLBody:
+			dst, col = qpAppend(dst, html.Bytes(), 0, true)
+		}
+	}
 	if r.id.DKIM != nil {
 		var signed bytes.Buffer
-		signed.Grow(len(data) + 1024)
-		err := dkim.Sign(&signed, bytes.NewReader(data), &dkim.SignOptions{
+		signed.Grow(len(dst) - start + 1024)
+		err := dkim.Sign(&signed, bytes.NewReader(dst[start:]), &dkim.SignOptions{
 			Domain: r.id.DKIM.Domain, Selector: r.id.DKIM.Selector, Signer: r.id.DKIM.Signer,
 			HeaderKeys: []string{"From", "Reply-To", "To", "Subject", "Date", "Message-Id",
 				"List-Unsubscribe", "List-Unsubscribe-Post", "Mime-Version", "Content-Type"},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("DKIM sign: %w", err)
+			return dst, fmt.Errorf("DKIM sign: %w", err)
 		}
-		data = signed.Bytes()
+		dst = append(dst[:start], signed.Bytes()...)
 	}
-	return &Message{
-		Key:       messageKey(r.campaign.ID, rc.InvitationID, rc.Reminder),
-		MessageID: "<" + msgID + ">",
-		From:      r.fromAddr,
-		To:        rc.Email,
-		Data:      data,
-	}, nil
+	return dst, nil
+}
+
+// qpValue encodes a per-recipient value where its sentinel was, at column
+// col. The literal before it may end in whitespace, left unencoded; an
+// empty value or one starting a new line ends that line with a soft break
+// first, as decoders strip whitespace before a line break.
+func qpValue[S ~string | ~[]byte](dst []byte, v S, col int) ([]byte, int) {
+	if col > 0 && (len(v) == 0 || v[0] == '\n' || v[0] == '\r') {
+		dst = append(dst, qpSoftBreak...)
+		col = 0
+	}
+	return qpAppend(dst, v, col, true)
+}
+
+// appendTo appends the To header's value: "First Last" <addr>. Plain ASCII
+// names and addresses are written directly; anything else goes through
+// net/mail, which quotes and encodes.
+func appendTo(dst []byte, rc Recipient) []byte {
+	name := rc.FirstName
+	if rc.LastName != "" {
+		name = strings.TrimSpace(name + " " + rc.LastName)
+	} else {
+		name = strings.TrimSpace(name)
+	}
+	if name == "" && dotAtom(rc.Email) {
+		return append(append(append(dst, '<'), rc.Email...), '>')
+	}
+	if printableASCII(name) && dotAtom(rc.Email) {
+		dst = append(dst, '"')
+		for i := 0; i < len(name); i++ {
+			if name[i] == '"' || name[i] == '\\' {
+				dst = append(dst, '\\')
+			}
+			dst = append(dst, name[i])
+		}
+		return append(append(append(dst, `" <`...), rc.Email...), '>')
+	}
+	return append(dst, (&mail.Address{Name: name, Address: rc.Email}).String()...)
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// dotAtom reports whether an address's local part needs no quoting
+// (RFC 5322 dot-atom of atext) and its domain is plain.
+func dotAtom(addr string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 {
+		return false
+	}
+	for i := 0; i < len(addr); i++ {
+		c := addr[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-':
+		case i < at && strings.IndexByte("!#$%&'*+/=?^_`{|}~", c) >= 0:
+		case i == at:
+		default:
+			return false
+		}
+	}
+	return true
 }
