@@ -15,10 +15,11 @@ import (
 // database.
 var ErrSenderBusy = errors.New("another `campaign send` or `campaign remind` is running on this database")
 
-// lockSender takes an exclusive lock on DB.send.lock for the whole run. The
-// kernel drops it when the process dies, even by kill -9, which is what lets
-// the next run treat every row still marked 'sending' as left over from a
-// dead run and put it back in the queue.
+// lockSender takes an exclusive lock on DB.send.lock for the whole run: two
+// senders paging through the same queue would send each message twice. The
+// kernel drops it when the process dies, even by kill -9, so a dead run
+// never blocks the next one, which resends what the dead one had not
+// recorded.
 func lockSender(st *crm.Store) (func(), error) {
 	f, err := os.OpenFile(st.Path+".send.lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {

@@ -193,8 +193,10 @@ func DryRun(ctx context.Context, st *crm.Store, o SendOptions) (SendResult, *Mes
 	return res, m, err
 }
 
-// recoverInFlight puts back invitations and reminders a killed run had
-// claimed: with the sender lock held, nothing else is sending them.
+// recoverInFlight puts back invitations and reminders that an earlier
+// version of the sender marked 'sending' when it claimed them (claims now
+// leave them 'queued'): with the sender lock held, nothing else is sending
+// them.
 func recoverInFlight(ctx context.Context, st *crm.Store) error {
 	return st.Update(ctx, func(tx *crm.Tx) error {
 		if _, err := tx.Exec(`UPDATE invitations SET status = 'queued' WHERE status = 'sending'`); err != nil {
@@ -225,19 +227,27 @@ type job struct {
 	attempts      int
 }
 
-// outcome is a job's result, handed to the recorder.
+// outcome is a job's result, handed to the recorder. Outcomes are reused:
+// a run has a fixed set of them, taken by the workers and given back by
+// the recorder.
 type outcome struct {
-	job      job
-	sent     bool
-	kind     Outcome
-	err      error
-	tries    int
-	msgID    string
-	recorded chan struct{}
+	job   job
+	sent  bool
+	kind  Outcome
+	err   error
+	tries int
+	msgID string
+	// delivering: the message has passed the commit gate (its delivery may
+	// be final) and holds one of the run's in-flight places until it is
+	// recorded.
+	delivering bool
 }
 
 // claimBatch bounds how many messages are claimed ahead of the workers.
 const claimBatch = 256
+
+// recordBatch bounds the results committed in one transaction.
+const recordBatch = 256
 
 // The claim queries re-check eligibility at send time (joining the one view
 // invite_eligible; SQLite flattens it and drives the join from the
@@ -255,11 +265,21 @@ const claimReminders = `SELECT i.id, i.contact_id, c.email, c.first_name, c.last
 	  AND i.response = '' AND i.expired_at = '' AND i.status = 'sent'
 	ORDER BY i.id LIMIT ?`
 
-// runPipeline claims, renders, sends and records: one claimer, Concurrency
-// workers (one connection each), one recorder that commits results in
-// groups. A worker waits until its message's result is committed before it
-// takes the next one, so after a kill -9 at most Concurrency messages were
-// sent but not recorded; those are the only ones sent again.
+// errRecordFailed abandons a message when results can no longer be
+// recorded: the run is stopping, and sending on would add duplicates.
+var errRecordFailed = errors.New("recording results failed")
+
+// runPipeline claims, renders, sends and records: one claimer,
+// Concurrency workers (one connection each), one recorder that commits
+// whatever results are waiting in one transaction.
+//
+// Exactly once, and at most Concurrency duplicates after kill -9: a message
+// delivered but not yet recorded holds one of Concurrency in-flight places,
+// taken right before the step that makes its delivery final (the SMTP dot,
+// see Conn) and given back when its result is committed. A worker hands its
+// result to the recorder and goes on with the next message at once: the
+// commit's latency hides behind the next messages' SMTP round trips, and a
+// worker waits only when Concurrency results are waiting to be committed.
 func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o SendOptions, reminders bool, total int, res *SendResult) error {
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -273,9 +293,20 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 	}
 	prog := newProgress(o, total, reminders)
 	defer prog.finish()
+	gc := st.NewGroupCommit(crm.GroupCommitOptions{})
+	defer gc.Close()
 
 	jobs := make(chan job, o.Concurrency)
-	results := make(chan *outcome, o.Concurrency)
+	// The run's outcomes: a worker takes one per message, the recorder
+	// gives it back. results can hold them all, so sending never blocks.
+	free := make(chan *outcome, 2*o.Concurrency)
+	for range cap(free) {
+		free <- &outcome{}
+	}
+	results := make(chan *outcome, cap(free))
+	inFlight := make(chan struct{}, o.Concurrency)
+	var recordFailed atomic.Bool
+
 	var claimErr error
 	var claimed atomic.Int64
 	// claimer
@@ -311,7 +342,7 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 				select {
 				case jobs <- j:
 				case <-runCtx.Done():
-					return // the rest stays 'sending' and is put back below
+					return // the rest stays queued for the next run
 				}
 			}
 		}
@@ -326,30 +357,48 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 	var wg sync.WaitGroup
 	for range o.Concurrency {
 		wg.Add(1)
+		w := &worker{o: o, r: r, c: c, tokens: key.maker(), limiter: limiter, fail: fail,
+			ok: func() { consecutive.Store(0) }, stop: stop, sendCtx: context.WithoutCancel(runCtx)}
+		// The commit gate: take an in-flight place for the current message
+		// (once, whatever its retries).
+		w.gate = func() error {
+			if !w.out.delivering {
+				inFlight <- struct{}{}
+				w.out.delivering = true
+			}
+			if recordFailed.Load() {
+				return errRecordFailed
+			}
+			return nil
+		}
 		go func() {
 			defer wg.Done()
-			w := &worker{o: o, r: r, c: c, key: key, limiter: limiter, fail: fail, ok: func() { consecutive.Store(0) }, stop: stop}
 			defer w.close()
 			for j := range jobs {
-				out, ok := w.do(runCtx, st, j)
-				if !ok {
-					return // cancelled before sending: the job stays claimed and is put back
+				w.out = <-free
+				*w.out = outcome{job: j}
+				if !w.do(runCtx, st, j) {
+					// Cancelled or stopped before the message went out.
+					if w.out.delivering {
+						<-inFlight
+					}
+					free <- w.out
+					return
 				}
-				out.recorded = make(chan struct{})
-				results <- out
-				<-out.recorded
+				results <- w.out
 			}
 		}()
 	}
 	go func() { wg.Wait(); close(results) }()
 
-	// recorder: commit what is there, in one transaction, then release the
-	// workers whose results it held.
+	// recorder: commit what is there, in one transaction, then give back
+	// the in-flight places and outcomes.
 	var recErr error
+	group := make([]*outcome, 0, recordBatch)
 	for out := range results {
-		group := []*outcome{out}
+		group = append(group[:0], out)
 	drain:
-		for len(group) < 256 {
+		for len(group) < recordBatch {
 			select {
 			case more, ok := <-results:
 				if !ok {
@@ -362,8 +411,9 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 		}
 		if recErr == nil {
 			// Recording must survive Ctrl-C: the messages are already sent.
-			recErr = record(context.WithoutCancel(ctx), st, c, reminders, group)
+			recErr = record(context.WithoutCancel(ctx), gc, c, reminders, group)
 			if recErr != nil {
+				recordFailed.Store(true)
 				stop(recErr)
 			}
 		}
@@ -372,12 +422,11 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 				res.add(g)
 				prog.add(g)
 			}
-			close(g.recorded)
+			if g.delivering {
+				<-inFlight
+			}
+			free <- g
 		}
-	}
-	// Put back anything claimed but not sent (cancelled or stopped).
-	if err := recoverInFlight(context.WithoutCancel(ctx), st); err != nil && recErr == nil {
-		recErr = err
 	}
 	// Skipped: still queued after this run, not counting fresh ones beyond
 	// the limit.
@@ -428,54 +477,65 @@ func tokenKey(ctx context.Context, st *crm.Store) (TokenKey, error) {
 	return k, err
 }
 
+// claim reads the next n messages to send. It writes nothing: within a run
+// the keyset (id > after) keeps a message from being claimed twice, and the
+// sender lock keeps a second run away; a message stays 'queued' until its
+// result is recorded, so a killed run leaves nothing to put back. Reading
+// from the read pool also keeps claims off the one writer connection, where
+// the recorder commits the results the workers wait for.
 func claim(ctx context.Context, st *crm.Store, campaignID int64, reminders bool, after int64, n int) ([]job, error) {
-	var out []job
-	err := st.Update(ctx, func(tx *crm.Tx) error {
-		q := claimInvites
+	q := claimInvites
+	if reminders {
+		q = claimReminders
+	}
+	rows, err := st.DB().QueryContext(ctx, q, campaignID, after, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]job, 0, n)
+	for rows.Next() {
+		var j job
+		var extra int
+		if err := rows.Scan(&j.id, &j.contactID, &j.email, &j.first, &j.last, &j.lang, &extra); err != nil {
+			return nil, err
+		}
 		if reminders {
-			q = claimReminders
+			j.reminder = extra
+		} else {
+			j.attempts = extra
 		}
-		rows, err := tx.QueryContext(ctx, q, campaignID, after, n)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var j job
-			var extra int
-			if err := rows.Scan(&j.id, &j.contactID, &j.email, &j.first, &j.last, &j.lang, &extra); err != nil {
-				rows.Close()
-				return err
-			}
-			if reminders {
-				j.reminder = extra
-			} else {
-				j.attempts = extra
-			}
-			out = append(out, j)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		set := `UPDATE invitations SET status = 'sending', claimed_at = ? WHERE id = ?`
-		if reminders {
-			set = `UPDATE invitations SET reminder_status = 'sending', claimed_at = ? WHERE id = ?`
-		}
-		now := crm.FormatTime(tx.Now)
-		for _, j := range out {
-			if _, err := tx.Exec(set, now, j.id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return out, err
+		out = append(out, j)
+	}
+	return out, rows.Err()
 }
 
-// record writes a group of results in one transaction.
-func record(ctx context.Context, st *crm.Store, c *Campaign, reminders bool, group []*outcome) error {
-	return st.Update(ctx, func(tx *crm.Tx) error {
+// The statements of record, by outcome.
+const (
+	recSentReminder = `UPDATE invitations SET reminder_status = '', reminders_sent = reminders_sent + 1,
+		last_reminder_at = ? WHERE id = ?`
+	recSent = `UPDATE invitations SET status = 'sent', attempts = attempts + ?, sent_at = ?,
+		message_id = ?, last_error = '', expires_at = ? WHERE id = ?`
+	recDeferredReminder = `UPDATE invitations SET reminder_status = 'queued', last_error = ? WHERE id = ?`
+	recDeferred         = `UPDATE invitations SET status = 'queued', attempts = attempts + ?, last_error = ?,
+		next_attempt_at = ? WHERE id = ?`
+	recFailedReminder = `UPDATE invitations SET reminder_status = 'failed', last_error = ? WHERE id = ?`
+	recFailed         = `UPDATE invitations SET status = 'failed', attempts = attempts + ?, last_error = ?
+		WHERE id = ?`
+)
+
+// record writes a group of results in one transaction (each statement
+// prepared once for the group). It goes through a crm.GroupCommit for its
+// background checkpoints: an inline one, every few hundred commits, would
+// stall every worker waiting for its result.
+func record(ctx context.Context, gc *crm.GroupCommit, c *Campaign, reminders bool, group []*outcome) error {
+	return gc.Update(ctx, func(tx *crm.Tx) error {
+		exec := func(q string, args ...any) error {
+			_, err := tx.ExecCached(q, args...)
+			return err
+		}
 		now := crm.FormatTime(tx.Now)
+		expires := crm.FormatTime(tx.Now.Add(c.Expiry))
 		for _, g := range group {
 			var err error
 			j := g.job
@@ -485,22 +545,17 @@ func record(ctx context.Context, st *crm.Store, c *Campaign, reminders bool, gro
 			}
 			switch {
 			case g.sent && reminders:
-				_, err = tx.Exec(`UPDATE invitations SET reminder_status = '', reminders_sent = reminders_sent + 1,
-					last_reminder_at = ? WHERE id = ?`, now, j.id)
+				err = exec(recSentReminder, now, j.id)
 			case g.sent:
-				_, err = tx.Exec(`UPDATE invitations SET status = 'sent', attempts = attempts + ?, sent_at = ?,
-					message_id = ?, last_error = '', expires_at = ? WHERE id = ?`,
-					g.tries, now, g.msgID, crm.FormatTime(tx.Now.Add(c.Expiry)), j.id)
+				err = exec(recSent, g.tries, now, g.msgID, expires, j.id)
 			case g.kind == Temporary && reminders:
-				_, err = tx.Exec(`UPDATE invitations SET reminder_status = 'queued', last_error = ? WHERE id = ?`, errText, j.id)
+				err = exec(recDeferredReminder, errText, j.id)
 			case g.kind == Temporary:
-				_, err = tx.Exec(`UPDATE invitations SET status = 'queued', attempts = attempts + ?, last_error = ?,
-					next_attempt_at = ? WHERE id = ?`, g.tries, errText, now, j.id)
+				err = exec(recDeferred, g.tries, errText, now, j.id)
 			case reminders:
-				_, err = tx.Exec(`UPDATE invitations SET reminder_status = 'failed', last_error = ? WHERE id = ?`, errText, j.id)
+				err = exec(recFailedReminder, errText, j.id)
 			default:
-				_, err = tx.Exec(`UPDATE invitations SET status = 'failed', attempts = attempts + ?, last_error = ?
-					WHERE id = ?`, g.tries, errText, j.id)
+				err = exec(recFailed, g.tries, errText, j.id)
 			}
 			if err != nil {
 				return err
@@ -522,17 +577,23 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// worker owns one connection.
+// worker owns one connection, and the buffers it renders into.
 type worker struct {
 	o       SendOptions
 	r       *Renderer
 	c       *Campaign
-	key     TokenKey
+	tokens  *tokenMaker
 	limiter *rate.Limiter
 	conn    Conn
 	fail    func(error)
 	ok      func()
 	stop    context.CancelCauseFunc
+	sendCtx context.Context // the run's values without its cancellation
+	gate    func() error    // the Conn commit callback, see runPipeline
+
+	msg Message
+	buf []byte
+	out *outcome // the current message's
 }
 
 func (w *worker) close() {
@@ -542,52 +603,58 @@ func (w *worker) close() {
 	}
 }
 
-// do sends one job with retries. It returns false when the run was
-// cancelled before the message went out (nothing to record).
-func (w *worker) do(ctx context.Context, st *crm.Store, j job) (*outcome, bool) {
+// do sends one job with retries, filling w.out. It returns false when the
+// run was cancelled or stopped before the message went out (nothing to
+// record).
+func (w *worker) do(ctx context.Context, st *crm.Store, j job) bool {
+	out := w.out
 	if w.limiter != nil {
 		if err := w.limiter.Wait(ctx); err != nil {
-			return nil, false
+			return false
 		}
 	}
 	if ctx.Err() != nil {
-		return nil, false
+		return false
 	}
 	now := st.Now().UTC()
-	m, err := w.r.Render(Recipient{InvitationID: j.id, Email: j.email, FirstName: j.first, LastName: j.last,
-		Language: j.lang, Token: w.key.Token(w.c.ID, j.contactID), Reminder: j.reminder,
+	err := w.r.renderInto(&w.msg, w.buf[:0], Recipient{InvitationID: j.id, Email: j.email, FirstName: j.first, LastName: j.last,
+		Language: j.lang, Token: w.tokens.token(w.c.ID, j.contactID), Reminder: j.reminder,
 		ExpiresAt: now.Add(w.c.Expiry)}, now)
 	if err != nil {
 		// A template that cannot render fails every message: stop.
 		w.stop(err)
-		return nil, false
+		return false
 	}
-	out := &outcome{job: j, msgID: m.MessageID}
+	w.buf = w.msg.Data[:0] // keep the grown buffer for the next message
+	out.msgID = w.msg.MessageID
 	for attempt := 1; ; attempt++ {
 		out.tries = attempt
-		err := w.send(ctx, m)
+		err := w.send(ctx, &w.msg)
 		if err == nil {
 			out.sent = true
 			w.ok()
-			return out, true
+			return true
+		}
+		if errors.Is(err, ErrAbandoned) {
+			return false // the run is stopping; the message did not go out
 		}
 		out.err, out.kind = err, Classify(err)
 		var de *dialError
 		if errors.As(err, &de) && out.kind == Permanent {
 			// Refused credentials or TLS: every message would fail.
 			w.stop(&StopError{Failures: 1, Last: err})
-			return nil, false
+			return false
 		}
 		if errors.As(err, &de) {
 			out.kind = Temporary // a connection failure never fails the message itself
 		}
 		if out.kind == Bounce {
 			w.ok() // the server works; the address does not
-			return out, true
+			return true
 		}
 		w.fail(err)
 		if out.kind == Permanent || attempt >= w.o.MaxAttempts {
-			return out, true
+			return true
 		}
 		// Exponential backoff with full jitter, cancellable.
 		d := w.o.RetryBase << (attempt - 1)
@@ -598,7 +665,7 @@ func (w *worker) do(ctx context.Context, st *crm.Store, j job) (*outcome, bool) 
 		case <-ctx.Done():
 			t.Stop()
 			out.kind = Temporary
-			return out, true // record the deferral: the message did not go out
+			return true // record the deferral: the message did not go out
 		case <-t.C:
 		}
 	}
@@ -614,7 +681,7 @@ func (w *worker) send(ctx context.Context, m *Message) error {
 		}
 		w.conn = conn
 	}
-	err := w.conn.Send(context.WithoutCancel(ctx), m)
+	err := w.conn.Send(w.sendCtx, m, w.gate)
 	if err != nil && !isProtocolReply(err) {
 		w.conn.Close()
 		w.conn = nil

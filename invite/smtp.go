@@ -204,8 +204,10 @@ func (sc *smtpConn) Close() error {
 }
 
 // Send runs one mail transaction. An error from RCPT is wrapped in
-// *RcptError so that a hard bounce can be told from a refused sender.
-func (sc *smtpConn) Send(ctx context.Context, m *Message) error {
+// *RcptError so that a hard bounce can be told from a refused sender. The
+// message is written before commit is called, and the final dot after it:
+// a server discards a transaction whose connection closes before the dot.
+func (sc *smtpConn) Send(ctx context.Context, m *Message, commit func() error) error {
 	if sc.dirty {
 		if err := sc.c.Reset(); err != nil {
 			return err
@@ -226,6 +228,12 @@ func (sc *smtpConn) Send(ctx context.Context, m *Message) error {
 	if _, err := w.Write(m.Data); err != nil {
 		w.Close()
 		return err
+	}
+	if commit != nil {
+		if err := commit(); err != nil {
+			sc.c.Close() // without the dot: the server drops the message
+			return fmt.Errorf("%w: %w", ErrAbandoned, err)
+		}
 	}
 	if err := w.Close(); err != nil {
 		return err

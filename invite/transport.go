@@ -2,6 +2,7 @@ package invite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,10 +17,22 @@ type Transport interface {
 // Conn is one worker's connection. Send returns nil only when the message
 // was accepted; errors are classified with Classify. After an error that is
 // not an *smtp.SMTPError the pipeline closes the Conn and dials again.
+//
+// commit, when not nil, is called right before the step that makes the
+// delivery final (the end of the SMTP DATA; the rename of the outbox file).
+// When it returns an error, Send abandons the message undelivered and
+// returns an error wrapping ErrAbandoned. The pipeline waits there for the
+// worker's previous result to be on disk: the wait overlaps with sending
+// the message, and still no worker ever has more than one delivered but
+// unrecorded message, which bounds the duplicates after kill -9.
 type Conn interface {
-	Send(ctx context.Context, m *Message) error
+	Send(ctx context.Context, m *Message, commit func() error) error
 	Close() error
 }
+
+// ErrAbandoned marks a message a Conn gave up before delivering it, because
+// its commit callback failed.
+var ErrAbandoned = errors.New("message abandoned before delivery")
 
 // Outbox writes each message as DIR/KEY.eml, atomically (a temporary file
 // renamed into place), so the tool works without a mail server and a half
@@ -46,7 +59,7 @@ type outboxConn struct{ o *Outbox }
 
 func (c outboxConn) Close() error { return nil }
 
-func (c outboxConn) Send(ctx context.Context, m *Message) error {
+func (c outboxConn) Send(ctx context.Context, m *Message, commit func() error) error {
 	f, err := os.CreateTemp(c.o.Dir, ".tmp-*.eml")
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
@@ -58,6 +71,12 @@ func (c outboxConn) Send(ctx context.Context, m *Message) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && commit != nil {
+		if cerr := commit(); cerr != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("%w: %w", ErrAbandoned, cerr)
+		}
 	}
 	if err == nil {
 		err = os.Rename(tmp, filepath.Join(c.o.Dir, m.Key+".eml"))
