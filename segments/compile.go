@@ -8,23 +8,18 @@ import (
 )
 
 // baseFrom is the base condition every evaluation starts from: the view
-// whatsapp_optins (the one definition of who may be in a segment), joined
-// to the contact row for the fields a rule tests. The engine adds a strict
-// E.164 shape check on top (a '+', a non-zero first digit, 7 to 15 digits
-// and nothing else), so that a malformed number that slipped into the store
-// never reaches a provider. The rule's condition is ANDed after it; nothing
-// a rule says can widen it. Aliases: o the opt-in, c the contact, e the
-// WhatsApp consent event (joined only when needed).
+// whatsapp_optins (the one definition of who may be in a segment: current
+// WhatsApp consent confirmed, a valid E.164 number, not erased, not
+// suppressed; see crm/migrations/0007_segments_speed.sql), joined to the
+// contact row for the fields a rule tests. The rule's condition is ANDed
+// after it; nothing a rule says can widen it. Aliases: o the opt-in, c the
+// contact, e the WhatsApp consent event (joined only when needed).
 const baseFrom = `
 FROM whatsapp_optins o
 JOIN contacts c ON c.id = o.contact_id`
 
 const eventJoin = `
 JOIN consent_events e ON e.id = o.consent_event_id`
-
-const baseWhere = `
-WHERE c.phone_e164 GLOB '+[1-9]*' AND length(c.phone_e164) BETWEEN 8 AND 16
-  AND substr(c.phone_e164, 2) NOT GLOB '*[^0-9]*'`
 
 // where is a compiled rule: a SQL condition over the aliases of baseFrom
 // and its parameters. Every value of the rule is a parameter; the SQL text

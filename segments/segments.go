@@ -179,7 +179,7 @@ func selectFrom(what string, w where, needEvent bool) string {
 	if needEvent || w.event {
 		q += eventJoin
 	}
-	return q + baseWhere + "\n  AND " + w.sql
+	return q + "\nWHERE " + w.sql
 }
 
 // Count returns how many opt-ins the rule selects now (st.Now).
