@@ -15,6 +15,7 @@ type bulkInsert struct {
 	cols   int
 	rank   int // flush order: referenced tables first
 	vals   []any
+	full   string // the query for bulkRows rows, built once
 }
 
 // bulkRows is how many rows the importer gathers before it flushes: one
@@ -22,8 +23,15 @@ type bulkInsert struct {
 const bulkRows = 100
 
 func (b *bulkInsert) query(rows int) string {
+	if rows == bulkRows && b.full != "" {
+		return b.full
+	}
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", b.cols), ",") + ")"
-	return b.prefix + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", rows), ",") + " " + b.suffix
+	q := b.prefix + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", rows), ",") + " " + b.suffix
+	if rows == bulkRows {
+		b.full = q
+	}
+	return q
 }
 
 // Flush ranks of the tables written in bulk: a row is flushed after the

@@ -25,8 +25,9 @@ type ImportOptions struct {
 	// Progress, when set, is called after every committed batch with the
 	// bytes read of the current file and the rows read so far.
 	Progress func(file string, bytesRead, fileSize, rows int64)
-	// BatchSize is the rows per transaction (default 5000).
-	BatchSize int
+	// BatchSize is the rows applied at a time (default 5000) and
+	// CommitRows the rows per transaction (default 50,000).
+	BatchSize, CommitRows int
 	// Workers normalise rows (phones are the costly part) beside the writer;
 	// default GOMAXPROCS.
 	Workers int
@@ -85,6 +86,9 @@ func (s *Store) Import(ctx context.Context, paths []string, opts ImportOptions) 
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 5000
+	}
+	if opts.CommitRows <= 0 {
+		opts.CommitRows = 50_000
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -262,14 +266,40 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 	}
 	defer wg.Wait()
 
-	// The writer: batches of rows per transaction, in file order.
+	// The writer applies rows in file order, a batch at a time, and commits
+	// every CommitRows rows: a transaction that covers many batches writes
+	// each page of the random-keyed indexes once, where a commit per batch
+	// would rewrite most of the index every time.
 	var batch []importRow
+	var tx *Tx
+	sinceCommit := 0
+	defer func() {
+		if tx != nil {
+			tx.Rollback()
+		}
+	}()
 	commit := func() error {
+		if tx == nil {
+			return nil
+		}
+		err := tx.commit()
+		tx, sinceCommit = nil, 0
+		if err == nil && opts.Progress != nil {
+			opts.Progress(name, bytesRead, size, sum.Rows)
+		}
+		return err
+	}
+	apply := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.Update(ctx, func(tx *Tx) error { return tx.applyImportBatch(batch) })
-		if err != nil {
+		if tx == nil {
+			var err error
+			if tx, err = s.begin(ctx); err != nil {
+				return err
+			}
+		}
+		if err := tx.applyImportBatch(batch); err != nil {
 			return err
 		}
 		for i := range batch {
@@ -292,9 +322,10 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 				}
 			}
 		}
+		sinceCommit += len(batch)
 		batch = batch[:0]
-		if opts.Progress != nil {
-			opts.Progress(name, bytesRead, size, sum.Rows)
+		if sinceCommit >= opts.CommitRows {
+			return commit()
 		}
 		return nil
 	}
@@ -310,11 +341,14 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 			batch = append(batch, r)
 		}
 		if len(batch) >= opts.BatchSize {
-			if err := commit(); err != nil {
+			if err := apply(); err != nil {
 				cancel()
 				return err
 			}
 		}
+	}
+	if err := apply(); err != nil {
+		return err
 	}
 	if err := commit(); err != nil {
 		return err

@@ -59,7 +59,8 @@ func BenchmarkImportMailchimp(b *testing.B) {
 	writeMailchimpExport(b, src, rows)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		st, err := Open(context.Background(), filepath.Join(dir, fmt.Sprintf("bench%d.db", i)))
+		// As `repermit import` opens it.
+		st, err := Open(context.Background(), filepath.Join(dir, fmt.Sprintf("bench%d.db", i)), SyncOnCheckpoint())
 		if err != nil {
 			b.Fatal(err)
 		}

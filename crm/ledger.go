@@ -83,29 +83,38 @@ func (tx *Tx) flushHead() error {
 }
 
 // canonical is the content an event's digest covers, in a fixed order.
-func canonical(e *Event) []byte {
+func canonical(e *Event) []byte { return canonicalWith(e, evidenceJSON(e.Evidence)) }
+
+// canonicalWith is canonical with the evidence already encoded.
+func canonicalWith(e *Event, evidence json.RawMessage) []byte {
 	type content struct {
-		ID               int64             `json:"id"`
-		ContactID        int64             `json:"contact_id"`
-		Channel          string            `json:"channel"`
-		Action           string            `json:"action"`
-		At               string            `json:"at"`
-		RecordedAt       string            `json:"recorded_at"`
-		Method           string            `json:"method"`
-		IP               string            `json:"ip"`
-		UserAgent        string            `json:"user_agent"`
-		Campaign         string            `json:"campaign"`
-		InvitationID     int64             `json:"invitation_id"`
-		Evidence         map[string]string `json:"evidence"` // encoding/json sorts map keys
-		StatementVersion string            `json:"statement_version"`
-		StatementSHA256  string            `json:"statement_sha256"`
-	}
-	ev := e.Evidence
-	if ev == nil {
-		ev = map[string]string{}
+		ID               int64           `json:"id"`
+		ContactID        int64           `json:"contact_id"`
+		Channel          string          `json:"channel"`
+		Action           string          `json:"action"`
+		At               string          `json:"at"`
+		RecordedAt       string          `json:"recorded_at"`
+		Method           string          `json:"method"`
+		IP               string          `json:"ip"`
+		UserAgent        string          `json:"user_agent"`
+		Campaign         string          `json:"campaign"`
+		InvitationID     int64           `json:"invitation_id"`
+		Evidence         json.RawMessage `json:"evidence"` // encoding/json sorts map keys
+		StatementVersion string          `json:"statement_version"`
+		StatementSHA256  string          `json:"statement_sha256"`
 	}
 	b, _ := json.Marshal(content{e.ID, e.ContactID, e.Channel, e.Action, FormatTime(e.At), FormatTime(e.RecordedAt),
-		e.Method, e.IP, e.UserAgent, e.Campaign, e.InvitationID, ev, e.StatementVersion, e.StatementSHA256})
+		e.Method, e.IP, e.UserAgent, e.Campaign, e.InvitationID, evidence, e.StatementVersion, e.StatementSHA256})
+	return b
+}
+
+// evidenceJSON is the stored and hashed form of an event's evidence: a
+// JSON object with sorted keys ({} when empty).
+func evidenceJSON(ev map[string]string) json.RawMessage {
+	if len(ev) == 0 {
+		return json.RawMessage("{}")
+	}
+	b, _ := json.Marshal(ev) // encoding/json sorts map keys
 	return b
 }
 
@@ -152,13 +161,11 @@ func (tx *Tx) AppendEvent(e *Event) error {
 	e.RecordedAt = tx.Now
 	e.ID = tx.head.id + 1
 	e.PrevHash = tx.head.hash
-	e.Digest = digestOf(e)
+	ev := evidenceJSON(e.Evidence)
+	sum := sha256.Sum256(canonicalWith(e, ev))
+	e.Digest = hex.EncodeToString(sum[:])
 	e.Hash = chainHash(e.PrevHash, e.Digest)
-	evidence := "{}"
-	if len(e.Evidence) > 0 {
-		b, _ := json.Marshal(e.Evidence)
-		evidence = string(b)
-	}
+	evidence := string(ev)
 	vals := []any{e.ID, e.ContactID, e.Channel, e.Action, FormatTime(e.At), FormatTime(e.RecordedAt), e.Method, e.IP,
 		e.UserAgent, e.Campaign, e.InvitationID, evidence, e.StatementVersion, e.StatementSHA256, e.Digest,
 		e.PrevHash, e.Hash}

@@ -1,7 +1,6 @@
 package crm
 
 import (
-	"encoding/csv"
 	"fmt"
 	"strconv"
 	"strings"
@@ -185,15 +184,8 @@ func parseTags(v string) []string {
 	}
 	var parts []string
 	if strings.Contains(v, `"`) {
-		r := csv.NewReader(strings.NewReader(v))
-		r.LazyQuotes = true
-		r.TrimLeadingSpace = true
-		rec, err := r.Read()
-		if err == nil {
-			parts = rec
-		}
-	}
-	if parts == nil {
+		parts = splitQuoted(v)
+	} else {
 		parts = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ';' || r == '|' })
 	}
 	var out []string
@@ -203,6 +195,31 @@ func parseTags(v string) []string {
 		}
 	}
 	return out
+}
+
+// splitQuoted splits `"Tag A","Tag ""B""",Tag C` on commas outside quotes
+// and unquotes each part (a csv.Reader per cell would allocate a 4 KiB
+// buffer for every row).
+func splitQuoted(v string) []string {
+	var parts []string
+	var b strings.Builder
+	inQuotes := false
+	for i := 0; i < len(v); i++ {
+		ch := v[i]
+		switch {
+		case ch == '"' && inQuotes && i+1 < len(v) && v[i+1] == '"':
+			b.WriteByte('"')
+			i++
+		case ch == '"':
+			inQuotes = !inQuotes
+		case ch == ',' && !inQuotes:
+			parts = append(parts, b.String())
+			b.Reset()
+		default:
+			b.WriteByte(ch)
+		}
+	}
+	return append(parts, b.String())
 }
 
 // consent reads what the row says about email consent, with its evidence.

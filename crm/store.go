@@ -189,22 +189,35 @@ func (r errRow) Scan(...any) error { return r.err }
 
 // Update runs fn in a write transaction and commits it when fn returns nil.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.write.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin write: %w", err)
+		return err
 	}
-	defer sqlTx.Rollback()
-	tx := &Tx{Tx: sqlTx, Now: s.Now().UTC(), store: s}
+	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err
 	}
+	return tx.commit()
+}
+
+// begin starts a write transaction; the caller must commit or roll back.
+func (s *Store) begin(ctx context.Context) (*Tx, error) {
+	sqlTx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin write: %w", err)
+	}
+	return &Tx{Tx: sqlTx, Now: s.Now().UTC(), store: s}, nil
+}
+
+// commit writes what is gathered and the chain head, then commits.
+func (tx *Tx) commit() error {
 	if err := tx.flushBulk(); err != nil {
 		return err
 	}
 	if err := tx.flushHead(); err != nil {
 		return err
 	}
-	return sqlTx.Commit()
+	return tx.Tx.Commit()
 }
 
 // Store returns the store the transaction belongs to.
