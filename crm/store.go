@@ -108,7 +108,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	r.SetMaxOpenConns(4)
+	// Keep every read connection open between queries: database/sql keeps
+	// only two idle by default, and a new SQLite connection re-reads the
+	// schema, which costs more than a page's queries under load.
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
 	s.read = r
 	if err := s.loadSalt(ctx); err != nil {
 		s.Close()

@@ -127,10 +127,6 @@ func New(st *crm.Store, opt Options) *Server {
 		statements: map[string]crm.Statement{},
 	}
 	s.css, _ = assets.ReadFile("static/style.css")
-	// Keep every read connection open between requests: database/sql keeps
-	// only two idle by default, and a new SQLite connection re-reads the
-	// schema, which costs more than the page's queries under load.
-	st.DB().SetMaxIdleConns(8)
 	// Every page runs this query; parse it once per connection. Should it
 	// fail (an older schema), load() reports the error on each request.
 	if stmt, err := st.DB().Prepare(loadInvitationSQL); err == nil {
