@@ -540,12 +540,3 @@ func (tx *Tx) applyImportedConsent(id int64, r *importRow, st *importState) erro
 	}
 	return nil
 }
-
-// emailSuppressed reports whether an address is on the suppression list
-// for email.
-func (tx *Tx) emailSuppressed(email string) (bool, error) {
-	var n int
-	err := tx.row(`SELECT count(*) FROM suppressions WHERE email_hash = ? AND channel IN ('all', 'email')`,
-		tx.store.HashEmail(email)).Scan(&n)
-	return n > 0, err
-}
