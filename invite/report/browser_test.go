@@ -4,51 +4,15 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/repermit/repermit/invite/internal/browsertest"
 	"github.com/repermit/repermit/invite/report"
 )
-
-// reportBrowser starts a headless Chromium with a fresh profile. Without a
-// browser the test is skipped, except under CI=true where it fails.
-func reportBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := "/usr/bin/chromium"
-	if _, err := os.Stat(path); err != nil {
-		if p, err := exec.LookPath("chromium"); err == nil {
-			path = p
-		} else if os.Getenv("CI") == "true" {
-			t.Fatalf("no Chromium at /usr/bin/chromium or on PATH: install Debian's chromium package (CI=true makes this a failure)")
-		} else {
-			t.Skip("no Chromium installed (apt-get install chromium); skipping the browser test")
-		}
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	return ctx
-}
 
 // artifactDir is where the screenshot is kept: $REPERMIT_ARTIFACTS (CI
 // uploads it), else the test's temporary folder.
@@ -68,7 +32,7 @@ func artifactDir(t *testing.T) string {
 // with bars of real size, nothing is loaded from elsewhere, and a
 // screenshot is kept.
 func TestBrowserReportRenders(t *testing.T) {
-	ctx := reportBrowser(t)
+	ctx := browsertest.New(t)
 	st := openReportStore(t)
 	seedReport(t, st, "spring-optin", day0.AddDate(0, 0, -1), springInvites, 2)
 	seedReport(t, st, "new-customers", day0, nil, 0)

@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -12,49 +11,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/repermit/repermit/crm"
+	"github.com/repermit/repermit/invite/internal/browsertest"
 	"github.com/repermit/repermit/invite/web"
 )
-
-// newBrowser starts a headless Chromium with a fresh profile. Without a
-// browser the test is skipped, except under CI=true where it fails: the
-// browser tests are part of the gate.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := "/usr/bin/chromium"
-	if _, err := os.Stat(path); err != nil {
-		if p, err := exec.LookPath("chromium"); err == nil {
-			path = p
-		} else if os.Getenv("CI") == "true" {
-			t.Fatalf("no Chromium at /usr/bin/chromium or on PATH: install Debian's chromium package (CI=true makes this a failure)")
-		} else {
-			t.Skip("no Chromium installed (apt-get install chromium); skipping the browser test")
-		}
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	return ctx
-}
 
 // buildRepermit builds the command, to read the proof back the way a user
 // would (`contacts show --json`).
@@ -73,7 +35,7 @@ func buildRepermit(t *testing.T) string {
 // success page; then the proof holds the statement's hash and this
 // browser's user agent.
 func TestBrowserConfirm(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	bin := buildRepermit(t)
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "repermit.db")
@@ -237,7 +199,7 @@ func confirmLinkFromOutbox(t *testing.T, outbox, base string) string {
 // link scanners do (GET, HEAD, and a real browser running the page's
 // JavaScript, were there any), and proves that no consent changed.
 func TestBrowserAndScannersNeverConsent(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	f := newFixture(t, web.Options{})
 	id, token := f.person("scanned@example.com", crm.ContactInput{Phone: "+4915123456678"})
 	before := f.events(id)
