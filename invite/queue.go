@@ -54,42 +54,31 @@ func Queue(ctx context.Context, st *crm.Store, name string, limit int) (QueueRes
 	return queue(ctx, st, c, limit)
 }
 
+// queue streams the eligible contacts once from the read pool and inserts
+// their invitations in write transactions of queueBatch rows. Why not keyset
+// pages of the view: ORDER BY over invite_eligible cannot use an index
+// (its contact_id is the contacts' id, the scan runs on consent_current),
+// so every page sorted all the remaining contacts, quadratic in the
+// audience. The read sees one snapshot; contacts invited meanwhile by
+// another writer are skipped by ON CONFLICT, and eligibility is checked
+// again when each message is claimed.
 func queue(ctx context.Context, st *crm.Store, c Campaign, limit int) (QueueResult, error) {
 	var res QueueResult
 	var err error
 	if res.Eligible, err = CountEligible(ctx, st, c); err != nil {
 		return res, err
 	}
-	var after int64
-	for limit <= 0 || res.Queued < limit {
-		n := queueBatch
-		if limit > 0 && limit-res.Queued < n {
-			n = limit - res.Queued
+	key, err := tokenKey(ctx, st)
+	if err != nil {
+		return res, err
+	}
+	tokens := key.maker()
+	ids := make([]int64, 0, queueBatch)
+	flush := func() error {
+		if len(ids) == 0 {
+			return nil
 		}
-		added := 0
 		err := st.Update(ctx, func(tx *crm.Tx) error {
-			key, err := LoadTokenKey(tx)
-			if err != nil {
-				return err
-			}
-			rows, err := tx.QueryContext(ctx, `SELECT e.contact_id FROM invite_eligible e
-				WHERE e.contact_id > ? AND `+notInvited+` ORDER BY e.contact_id LIMIT ?`, after, c.audience(), c.ID, n)
-			if err != nil {
-				return err
-			}
-			ids := make([]int64, 0, n)
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				ids = append(ids, id)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
 			stmt, err := tx.PrepareContext(ctx, `INSERT INTO invitations (campaign_id, contact_id, token_hash, expires_at, created_at)
 				VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign_id, contact_id) DO NOTHING`)
 			if err != nil {
@@ -98,27 +87,38 @@ func queue(ctx context.Context, st *crm.Store, c Campaign, limit int) (QueueResu
 			defer stmt.Close()
 			now, expires := crm.FormatTime(tx.Now), crm.FormatTime(tx.Now.Add(c.Expiry))
 			for _, id := range ids {
-				r, err := stmt.ExecContext(ctx, c.ID, id, HashToken(key.Token(c.ID, id)), expires, now)
+				r, err := stmt.ExecContext(ctx, c.ID, id, HashToken(tokens.token(c.ID, id)), expires, now)
 				if err != nil {
 					return fmt.Errorf("queue invitation: %w", err)
 				}
 				if k, _ := r.RowsAffected(); k > 0 {
-					added++
+					res.Queued++
 				}
-				after = id
-			}
-			if len(ids) < n {
-				n = -1 // done
 			}
 			return nil
 		})
-		if err != nil {
+		ids = ids[:0]
+		return err
+	}
+	rows, err := st.DB().QueryContext(ctx, `SELECT e.contact_id FROM invite_eligible e WHERE `+notInvited, c.audience(), c.ID)
+	if err != nil {
+		return res, err
+	}
+	defer rows.Close()
+	for read := 0; (limit <= 0 || read < limit) && rows.Next(); read++ {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
 			return res, err
 		}
-		res.Queued += added
-		if n < 0 {
-			break
+		if ids = append(ids, id); len(ids) == queueBatch {
+			if err := flush(); err != nil {
+				return res, err
+			}
 		}
 	}
-	return res, nil
+	if err := rows.Err(); err != nil {
+		return res, err
+	}
+	rows.Close()
+	return res, flush()
 }

@@ -249,6 +249,10 @@ const claimBatch = 256
 // recordBatch bounds the results committed in one transaction.
 const recordBatch = 256
 
+// recordWait bounds how long the recorder waits for more results before it
+// commits those it has.
+const recordWait = time.Millisecond
+
 // The claim queries re-check eligibility at send time (joining the one view
 // invite_eligible; SQLite flattens it and drives the join from the
 // invitations_status index): whoever unsubscribed, bounced or answered since the
@@ -391,24 +395,43 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 	}
 	go func() { wg.Wait(); close(results) }()
 
-	// recorder: commit what is there, in one transaction, then give back
-	// the in-flight places and outcomes.
+	// recorder: gather results, commit them in one transaction, then give
+	// back their in-flight places and outcomes. A commit costs about the
+	// same for one result as for ten (it writes the same few pages), so the
+	// recorder waits for half the in-flight places to fill, or recordWait,
+	// before committing: workers reach a full gate only when the other half
+	// fills while it commits.
 	var recErr error
 	group := make([]*outcome, 0, recordBatch)
+	enough := max(1, o.Concurrency/2)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for out := range results {
 		group = append(group[:0], out)
-	drain:
+		timer.Reset(recordWait)
+	gather:
 		for len(group) < recordBatch {
-			select {
-			case more, ok := <-results:
-				if !ok {
-					break drain
+			var more *outcome
+			var ok bool
+			if len(group) < enough {
+				select {
+				case more, ok = <-results:
+				case <-timer.C:
+					break gather
 				}
-				group = append(group, more)
-			default:
-				break drain
+			} else {
+				select {
+				case more, ok = <-results:
+				default:
+					break gather
+				}
 			}
+			if !ok {
+				break gather
+			}
+			group = append(group, more)
 		}
+		timer.Stop()
 		if recErr == nil {
 			// Recording must survive Ctrl-C: the messages are already sent.
 			recErr = record(context.WithoutCancel(ctx), gc, c, reminders, group)
