@@ -60,6 +60,21 @@ func Remind(ctx context.Context, st *crm.Store, o SendOptions) (RemindResult, er
 			return out, err
 		}
 	}
+	// A reminder queued by an earlier run (one that stopped or was
+	// interrupted) whose contact has answered, expired or is no longer
+	// eligible will never be claimed: clear it, or it would count as due
+	// on every run. Should the contact become eligible again, the policy
+	// above queues it anew.
+	err = st.Update(ctx, func(tx *crm.Tx) error {
+		_, err := tx.Exec(`UPDATE invitations SET reminder_status = ''
+			WHERE campaign_id = ? AND reminder_status = 'queued'
+			  AND (response <> '' OR expired_at <> '' OR status <> 'sent'
+			       OR NOT EXISTS (SELECT 1 FROM invite_eligible e WHERE e.contact_id = invitations.contact_id))`, c.ID)
+		return err
+	})
+	if err != nil {
+		return out, err
+	}
 	if out.Due, err = countQueued(ctx, st, c.ID, true); err != nil {
 		return out, err
 	}
