@@ -2,6 +2,7 @@ package invite
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/repermit/repermit/crm"
 )
@@ -121,6 +123,8 @@ func testIdentity() Identity {
 type received struct {
 	From, To string
 	Data     []byte
+	TLS      bool   // the session was encrypted
+	User     string // the authenticated user, if any
 }
 
 // mailServer is a real go-smtp server on 127.0.0.1:0 that records what it
@@ -128,6 +132,9 @@ type received struct {
 type mailServer struct {
 	Addr    string
 	Discard bool
+
+	// user and pass, when set, are the only credentials AUTH PLAIN accepts.
+	user, pass string
 
 	mu       sync.Mutex
 	msgs     []received
@@ -141,7 +148,13 @@ type mailServer struct {
 
 func startServer(tb testing.TB) *mailServer {
 	tb.Helper()
-	ms := &mailServer{}
+	return startServerWith(tb, &mailServer{}, nil, false)
+}
+
+// startServerWith starts ms; with tlsConf it offers STARTTLS (and AUTH only
+// after it), or with implicit speaks TLS from the start (smtps).
+func startServerWith(tb testing.TB, ms *mailServer, tlsConf *tls.Config, implicit bool) *mailServer {
+	tb.Helper()
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		ms.mu.Lock()
 		ms.conns++
@@ -155,12 +168,17 @@ func startServer(tb testing.TB) *mailServer {
 		return &session{ms: ms, c: c}, nil
 	}))
 	s.Domain = "localhost"
-	s.AllowInsecureAuth = true
+	s.AllowInsecureAuth = tlsConf == nil
 	s.MaxMessageBytes = 1 << 20
 	s.ErrorLog = nopLogger{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if implicit {
+		l = tls.NewListener(l, tlsConf)
+	} else {
+		s.TLSConfig = tlsConf
 	}
 	ms.Addr = l.Addr().String()
 	ms.srv = s
@@ -199,11 +217,34 @@ type session struct {
 	c    *smtp.Conn
 	from string
 	to   string
+	user string
+}
+
+var _ smtp.AuthSession = (*session)(nil)
+
+func (s *session) AuthMechanisms() []string {
+	if s.ms.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if username != s.ms.user || password != s.ms.pass {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "authentication failed"}
+		}
+		s.user = username
+		return nil
+	}), nil
 }
 
 func (s *session) Reset()        { s.from, s.to = "", "" }
 func (s *session) Logout() error { return nil }
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if s.ms.user != "" && s.user == "" {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+	}
 	s.from = from
 	return nil
 }
@@ -243,8 +284,9 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	_, isTLS := s.c.TLSConnectionState()
 	s.ms.mu.Lock()
-	s.ms.msgs = append(s.ms.msgs, received{From: s.from, To: s.to, Data: b})
+	s.ms.msgs = append(s.ms.msgs, received{From: s.from, To: s.to, Data: b, TLS: isTLS, User: s.user})
 	s.ms.count++
 	s.ms.mu.Unlock()
 	return nil

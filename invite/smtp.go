@@ -23,7 +23,10 @@ type SMTPOptions struct {
 	AllowInsecureAuth bool
 	// Timeout bounds connecting and each command (default 30s).
 	Timeout time.Duration
-	// TLSConfig for STARTTLS and smtps:// (default: verify the host name).
+	// TLSConfig for STARTTLS and smtps:// (default: verify the server's
+	// certificate for the URL's host against the system roots). Set RootCAs
+	// to trust a private CA or a self-signed certificate; an empty
+	// ServerName is the URL's host.
 	TLSConfig *tls.Config
 	// HelloName is the EHLO name (default "localhost").
 	HelloName string
@@ -109,9 +112,12 @@ func (s *SMTP) Dial(ctx context.Context) (_ Conn, err error) {
 			raw.Close()
 		}
 	}()
-	tlsConf := s.opts.TLSConfig
-	if tlsConf == nil {
-		tlsConf = &tls.Config{ServerName: s.host}
+	tlsConf := &tls.Config{ServerName: s.host}
+	if s.opts.TLSConfig != nil {
+		tlsConf = s.opts.TLSConfig.Clone()
+		if tlsConf.ServerName == "" {
+			tlsConf.ServerName = s.host
+		}
 	}
 	if s.implicit {
 		tc := tls.Client(raw, tlsConf)
