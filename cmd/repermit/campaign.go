@@ -14,11 +14,8 @@ import (
 )
 
 func campaignCommand() *cli.Command {
+	// Options may follow the name: main's flagsFirst moves them in front.
 	name := func(c *cli.Context) (string, error) {
-		if c.NArg() > 1 && strings.HasPrefix(c.Args().Get(1), "-") {
-			// urfave/cli v2 stops reading options at the first argument.
-			return "", usagef("repermit campaign "+c.Command.Name+" [OPTIONS] NAME", "options must come before the campaign name")
-		}
 		if c.NArg() != 1 {
 			return "", usagef("repermit campaign "+c.Command.Name+" [OPTIONS] NAME", "give exactly one campaign name")
 		}
