@@ -1,6 +1,11 @@
 package segments
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -27,6 +32,49 @@ func TestInterestAlternatives(t *testing.T) {
 		}
 		if got, same := mustCount(t, st, c.rule), mustCount(t, st, c.same); got != c.want || same != c.want {
 			t.Errorf("rule %q: %d rows, %q: %d rows, want %d", c.rule, got, c.same, same, c.want)
+		}
+	}
+}
+
+// TestChunkedExportSameBytes checks that an export evaluated in many small
+// chunks, by several workers, writes exactly the bytes of one evaluated in
+// one chunk, batches included.
+func TestChunkedExportSameBytes(t *testing.T) {
+	st := goldenStore(t)
+	ctx := context.Background()
+	for _, opts := range []ExportOptions{
+		{Format: "csv"},
+		{Format: "jsonl"},
+		{Format: "interakt"},
+		{Format: "csv", BatchSize: 2},
+		{Format: "csv", Columns: []string{"contact_id", "interests", "tags"}, BatchSize: 1},
+	} {
+		var want [][]byte
+		for _, span := range []int64{chunkIDs, 1, 2, 3} {
+			opts := opts
+			opts.Out = filepath.Join(t.TempDir(), "seg.csv")
+			res, err := export(ctx, st, "", MustParse(""), opts, span)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [][]byte
+			for _, f := range res.Files {
+				b, err := os.ReadFile(f.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, b)
+			}
+			if span == chunkIDs {
+				want = got
+				if res.Rows != 4 {
+					t.Fatalf("%+v: %d rows, want 4", opts, res.Rows)
+				}
+				continue
+			}
+			if !slices.EqualFunc(got, want, bytes.Equal) {
+				t.Errorf("%+v: chunks of %d ids wrote\n%q\nwant\n%q", opts, span, got, want)
+			}
 		}
 	}
 }

@@ -86,7 +86,7 @@ func Export(ctx context.Context, st *crm.Store, name string, opts ExportOptions)
 	if err != nil {
 		return ExportResult{}, fmt.Errorf("segment %s: stored rule: %w", name, err)
 	}
-	res, err := export(ctx, st, name, r, opts)
+	res, err := export(ctx, st, name, r, opts, chunkIDs)
 	if err != nil {
 		return res, err
 	}
@@ -105,7 +105,7 @@ func Export(ctx context.Context, st *crm.Store, name string, opts ExportOptions)
 // ExportRule is Export for a rule that is not stored (nothing is
 // recorded in the audit trail besides the manifest).
 func ExportRule(ctx context.Context, st *crm.Store, r *Rule, opts ExportOptions) (ExportResult, error) {
-	return export(ctx, st, "", r, opts)
+	return export(ctx, st, "", r, opts, chunkIDs)
 }
 
 // exportsOf lists the newest exports of a segment.
@@ -268,7 +268,9 @@ type sink struct {
 	rows int64
 }
 
-func export(ctx context.Context, st *crm.Store, name string, r *Rule, opts ExportOptions) (res ExportResult, err error) {
+// export writes the rule's rows, evaluated in chunks of span contact ids
+// (chunkIDs; tests pass small spans to cross many chunk boundaries).
+func export(ctx context.Context, st *crm.Store, name string, r *Rule, opts ExportOptions, span int64) (res ExportResult, err error) {
 	if opts.Out == "" {
 		return res, fmt.Errorf("%w: no output: give a file, or - for stdout", ErrUsage)
 	}
@@ -286,13 +288,22 @@ func export(ctx context.Context, st *crm.Store, name string, r *Rule, opts Expor
 	w := r.compile(now)
 	res = ExportResult{Segment: name, Rule: r.Text(), Base: BaseCondition, At: now, Files: []ExportFile{}}
 
-	// One read transaction, so that the attribute columns and the rows come
-	// from the same snapshot.
-	tx, err := st.DB().BeginTx(ctx, nil)
+	// Read transactions that share one snapshot, so that the attribute
+	// columns and the rows of every chunk agree (parallel.go).
+	txs, err := readSnapshot(ctx, st, exportWorkers(maxExportWorkers))
 	if err != nil {
-		return res, fmt.Errorf("export: %w", err)
+		// Taking the shared snapshot needs the write lock for a moment;
+		// when a long write holds it, one transaction still works.
+		if txs, err = readSnapshot(ctx, st, 1); err != nil {
+			return res, err
+		}
 	}
-	defer tx.Rollback()
+	defer func() {
+		for _, tx := range txs {
+			tx.Rollback()
+		}
+	}()
+	tx := txs[0]
 	p, err := newPlan(opts, func() ([]string, error) {
 		return attributeKeys(ctx, tx, w)
 	})
@@ -301,18 +312,26 @@ func export(ctx context.Context, st *crm.Store, name string, r *Rule, opts Expor
 	}
 	res.Format, res.Columns = p.format, p.headers
 
-	// No ORDER BY: the plan walks consent_current_channel_action (see
-	// 0004_segments.sql), so rows come in contact id order already, while
-	// asking SQLite to sort makes it evaluate and sort the whole segment in
-	// a temporary b-tree (temp space that grows with the segment) before
-	// the first row. The order is not part of the contract; the golden
-	// tests pin it for the plans we know.
-	q := selectFrom(strings.Join(p.selects, ", "), w, p.event)
-	rows, err := tx.QueryContext(ctx, q, append(append([]any{}, p.selArgs...), w.args...)...)
-	if err != nil {
+	// The contact ids to cover; chunks split this range.
+	var lo, hi int64
+	if err = tx.QueryRowContext(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM contacts`).Scan(&lo, &hi); err != nil {
 		return res, fmt.Errorf("export: %w", err)
 	}
-	defer rows.Close()
+	if n := exportWorkers(int((hi-lo)/span) + 1); n < len(txs) {
+		for _, extra := range txs[n:] {
+			extra.Rollback()
+		}
+		txs = txs[:n]
+	}
+
+	// No ORDER BY: the plan walks consent_current_channel_action (see
+	// 0004_segments.sql), so each chunk's rows come in contact id order
+	// already, while asking SQLite to sort makes it evaluate and sort the
+	// whole chunk in a temporary b-tree before the first row. The order is
+	// not part of the contract; the golden tests pin it for the plans we
+	// know.
+	q := selectFrom(strings.Join(p.selects, ", "), w, p.event) + "\n  AND o.contact_id >= ? AND o.contact_id < ?"
+	args := append(append([]any{}, p.selArgs...), w.args...)
 
 	var sinks []*sink
 	defer func() {
@@ -345,30 +364,33 @@ func export(ctx context.Context, st *crm.Store, name string, r *Rule, opts Expor
 		return s, p.writeHeader(s.bw)
 	}
 
-	raw := make([]sql.RawBytes, len(p.selects))
-	dest := make([]any, len(raw))
-	for i := range raw {
-		dest[i] = &raw[i]
-	}
 	var cur *sink
-	var scratch []byte
-	for rows.Next() {
-		if cur == nil || (opts.BatchSize > 0 && cur.rows == int64(opts.BatchSize)) {
-			if cur, err = open(); err != nil {
-				return res, err
+	err = p.chunkRows(ctx, txs, q, args, lo, hi, span, func(c *chunk) error {
+		b, start := c.buf.Bytes(), 0
+		for i := 0; i < len(c.ends); {
+			if cur == nil || (opts.BatchSize > 0 && cur.rows == int64(opts.BatchSize)) {
+				var err error
+				if cur, err = open(); err != nil {
+					return err
+				}
 			}
+			// As many rows as fit in the current file, in one write.
+			n := len(c.ends) - i
+			if opts.BatchSize > 0 {
+				n = min(n, opts.BatchSize-int(cur.rows))
+			}
+			end := c.ends[i+n-1]
+			if _, err := cur.bw.Write(b[start:end]); err != nil {
+				return fmt.Errorf("export: write: %w", err)
+			}
+			cur.rows += int64(n)
+			res.Rows += int64(n)
+			i, start = i+n, end
 		}
-		if err = rows.Scan(dest...); err != nil {
-			return res, fmt.Errorf("export: %w", err)
-		}
-		if scratch, err = p.writeRow(cur.bw, raw, scratch); err != nil {
-			return res, fmt.Errorf("export: write: %w", err)
-		}
-		cur.rows++
-		res.Rows++
-	}
-	if err = rows.Err(); err != nil {
-		return res, fmt.Errorf("export: %w", err)
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	if cur == nil { // an empty segment still gets a file (a header)
 		if _, err = open(); err != nil {

@@ -325,8 +325,11 @@ func TestPropertyExportsMatchModel(t *testing.T) {
 				t.Fatalf("generated rule %q does not parse: %v", text, err)
 			}
 			out := filepath.Join(t.TempDir(), "seg.jsonl")
-			res, err := ExportRule(ctx, st, rule, ExportOptions{Format: "jsonl", Out: out,
-				Columns: []string{"contact_id", "consent_event_id", "phone_e164", "opted_in_at", "consent_statement_sha256"}})
+			// Small random chunk spans: rows cross many chunk boundaries
+			// and several workers evaluate them at once.
+			res, err := export(ctx, st, "", rule, ExportOptions{Format: "jsonl", Out: out,
+				Columns: []string{"contact_id", "consent_event_id", "phone_e164", "opted_in_at", "consent_statement_sha256"}},
+				int64(1+r.IntN(20)))
 			if err != nil {
 				t.Fatalf("rule %q: %v", text, err)
 			}
