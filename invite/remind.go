@@ -39,6 +39,7 @@ func Remind(ctx context.Context, st *crm.Store, o SendOptions) (RemindResult, er
 		return out, err
 	}
 	defer unlock()
+	defer limitCache(ctx, st)()
 	if err := recoverInFlight(ctx, st); err != nil {
 		return out, err
 	}

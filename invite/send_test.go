@@ -595,3 +595,23 @@ func TestEncodedHeadersDecode(t *testing.T) {
 		t.Errorf("To %v %v", to, err)
 	}
 }
+
+// A send bounds the writer's page cache for its run and gives the store
+// back its own setting.
+func TestSendRestoresTheWritersCache(t *testing.T) {
+	ctx := context.Background()
+	st := mustOpen(t)
+	seed(t, st, seedContact{Email: "anna@example.org"})
+	testCampaign(t, st, "cache")
+	cacheSize := func() (n int64) {
+		st.Update(ctx, func(tx *crm.Tx) error { return tx.QueryRow(`PRAGMA cache_size`).Scan(&n) })
+		return n
+	}
+	before := cacheSize()
+	if _, err := Send(ctx, st, SendOptions{Campaign: "cache", Identity: testIdentity(), Transport: smtpTransport(t, startServer(t))}); err != nil {
+		t.Fatal(err)
+	}
+	if after := cacheSize(); after != before {
+		t.Errorf("cache_size %d after the send, %d before", after, before)
+	}
+}
