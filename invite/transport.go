@@ -21,10 +21,11 @@ type Transport interface {
 // commit, when not nil, is called right before the step that makes the
 // delivery final (the end of the SMTP DATA; the rename of the outbox file).
 // When it returns an error, Send abandons the message undelivered and
-// returns an error wrapping ErrAbandoned. The pipeline waits there for the
-// worker's previous result to be on disk: the wait overlaps with sending
-// the message, and still no worker ever has more than one delivered but
-// unrecorded message, which bounds the duplicates after kill -9.
+// returns an error wrapping ErrAbandoned. The pipeline takes one of its
+// --concurrency in-flight places there, given back once the result is on
+// disk: so no more than --concurrency messages are ever delivered and not
+// recorded, which bounds the duplicates after kill -9, while the commits
+// overlap with sending the next messages.
 type Conn interface {
 	Send(ctx context.Context, m *Message, commit func() error) error
 	Close() error
