@@ -90,13 +90,22 @@ func (c *compiler) or(terms []node) {
 		}
 		c.arg(v)
 	}
-	c.b.WriteString("))")
+	c.b.WriteString(")" + probeEarly + ")")
 	for _, t := range rest {
 		c.b.WriteString(" OR ")
 		c.node(t)
 	}
 	c.b.WriteByte(')')
 }
+
+// probeEarly ends an interests probe. LIMIT 1 changes nothing in an
+// EXISTS but keeps SQLite (3.46 and later) from turning the EXISTS into a
+// join, which its planner places after the contact and consent event
+// lookups. As a subquery on o.contact_id it runs right after the consent
+// row is read, before any contact lookup: a cheap probe of a small table
+// that spares the contact lookups and base checks of every opt-in without
+// the interest (10-15% of an export's time in BenchmarkExport1M).
+const probeEarly = " LIMIT 1"
 
 func (c *compiler) node(n node) {
 	switch n := n.(type) {
@@ -124,7 +133,7 @@ func (c *compiler) match(n *matchNode) {
 	case "interest":
 		c.b.WriteString("EXISTS (SELECT 1 FROM contact_interests ci WHERE ci.contact_id = o.contact_id AND ci.interest = ")
 		c.arg(n.value)
-		c.b.WriteString(" COLLATE NOCASE)")
+		c.b.WriteString(" COLLATE NOCASE" + probeEarly + ")")
 	case "country":
 		c.b.WriteString("c.country = ")
 		c.arg(n.value)

@@ -78,3 +78,34 @@ func TestChunkedExportSameBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestReadSnapshotShared checks that the transactions of a parallel export
+// see one state: a segment saved after they begin is in none of them.
+func TestReadSnapshotShared(t *testing.T) {
+	st := mustOpen(t)
+	ctx := context.Background()
+	txs, err := readSnapshot(ctx, st, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, tx := range txs {
+			tx.Rollback()
+		}
+	}()
+	if len(txs) != 3 {
+		t.Fatalf("%d transactions, want 3", len(txs))
+	}
+	if _, err := Create(ctx, st, "later", "interest:offers"); err != nil {
+		t.Fatal(err) // the snapshot must not hold the write lock
+	}
+	for i, tx := range txs {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM segments`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("transaction %d sees %d segments, want the state before they began (0)", i, n)
+		}
+	}
+}

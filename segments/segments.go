@@ -7,9 +7,10 @@
 //
 // compiled to parameterised SQL (compile.go). The engine, never the rule,
 // supplies the base condition: every evaluation starts from the view
-// whatsapp_optins of crm/migrations/0001_core.sql (current WhatsApp consent
-// confirmed, a phone number, not erased, not suppressed for WhatsApp or
-// everywhere), so a rule can only narrow it.
+// whatsapp_optins (crm/migrations/0001_core.sql, redefined for speed in
+// 0007_segments_speed.sql: current WhatsApp consent confirmed, a valid
+// E.164 number, not erased, not suppressed for WhatsApp or everywhere), so
+// a rule can only narrow it.
 package segments
 
 import (
