@@ -48,8 +48,8 @@ func readSnapshot(ctx context.Context, st *crm.Store, n int) ([]*sql.Tx, error) 
 			return err
 		}
 		txs = append(txs, tx)
-		var n int
-		return tx.QueryRowContext(ctx, `SELECT count(*) FROM segments`).Scan(&n)
+		var count int
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM segments`).Scan(&count)
 	}
 	var err error
 	if n == 1 {
