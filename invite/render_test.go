@@ -174,3 +174,31 @@ func BenchmarkRender(b *testing.B) {
 	}
 	b.SetBytes(int64(len(m.Data)))
 }
+
+// A name with a line break (CRM exports have them) cannot inject a header:
+// To is encoded, and the message keeps exactly one recipient.
+func TestNameCannotInjectHeaders(t *testing.T) {
+	st := mustOpen(t)
+	c := testCampaign(t, st, "inject")
+	r, err := NewRenderer(&c, testIdentity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Eve\r\nBcc: victim@example.net", "Eve\nBcc: victim@example.net", "Eve\"\r\n <x@example.net>"} {
+		m, err := r.Render(Recipient{Email: "eve@example.org", FirstName: name, Language: "en", Token: "TOKEN0123456789abcdefghijklmnopq"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, _, _ := bytes.Cut(m.Data, []byte("\r\n\r\n"))
+		if bytes.Contains(head, []byte("\nBcc:")) || bytes.Contains(head, []byte("victim")) && !bytes.Contains(head, []byte("=?utf-8?")) {
+			t.Errorf("name %q leaks into the headers:\n%s", name, head)
+		}
+		p := parseMessage(t, m.Data)
+		if to, err := p.header.AddressList("To"); err != nil || len(to) != 1 || to[0].Address != "eve@example.org" {
+			t.Errorf("name %q: To %v %v", name, to, err)
+		}
+		if bcc := p.header.Get("Bcc"); bcc != "" {
+			t.Errorf("name %q: a Bcc header %q", name, bcc)
+		}
+	}
+}
