@@ -53,8 +53,8 @@ func Remind(ctx context.Context, st *crm.Store, o SendOptions) (RemindResult, er
 				WHERE campaign_id = ? AND status = 'sent' AND response = '' AND expired_at = '' AND reminder_status = ''
 				  AND expires_at > ? AND reminders_sent < ?
 				  AND max(sent_at, last_reminder_at) <= ?
-				  AND EXISTS (SELECT 1 FROM invite_eligible e WHERE e.contact_id = invitations.contact_id)`,
-				c.ID, crm.FormatTime(tx.Now), c.ReminderCount, due)
+				  AND EXISTS (SELECT 1 FROM invite_eligible e WHERE e.contact_id = invitations.contact_id AND e.refresh_campaign_id IS ?)`,
+				c.ID, crm.FormatTime(tx.Now), c.ReminderCount, due, c.audience())
 			return err
 		})
 		if err != nil {
@@ -70,7 +70,8 @@ func Remind(ctx context.Context, st *crm.Store, o SendOptions) (RemindResult, er
 		_, err := tx.Exec(`UPDATE invitations SET reminder_status = ''
 			WHERE campaign_id = ? AND reminder_status = 'queued'
 			  AND (response <> '' OR expired_at <> '' OR status <> 'sent'
-			       OR NOT EXISTS (SELECT 1 FROM invite_eligible e WHERE e.contact_id = invitations.contact_id))`, c.ID)
+			       OR NOT EXISTS (SELECT 1 FROM invite_eligible e WHERE e.contact_id = invitations.contact_id AND e.refresh_campaign_id IS ?))`,
+			c.ID, c.audience())
 		return err
 	})
 	if err != nil {

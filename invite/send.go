@@ -284,17 +284,19 @@ const recordBatch = 256
 const recordWait = time.Millisecond
 
 // The claim queries re-check eligibility at send time (joining the one view
-// invite_eligible; SQLite flattens it and drives the join from the
+// invite_eligible, for the campaign's audience — see notInvited; SQLite flattens it and drives the join from the
 // invitations_status index): whoever unsubscribed, bounced or answered since the
 // invitation was queued gets nothing. Keyset paging on id keeps each claim
 // cheap and never revisits rows skipped in this run.
 const claimInvites = `SELECT i.id, i.contact_id, c.email, c.first_name, c.last_name, c.language, i.attempts
-	FROM invitations i JOIN invite_eligible e ON e.contact_id = i.contact_id JOIN contacts c ON c.id = i.contact_id
+	FROM invitations i JOIN invite_eligible e ON e.contact_id = i.contact_id AND e.refresh_campaign_id IS ?
+	JOIN contacts c ON c.id = i.contact_id
 	WHERE i.campaign_id = ? AND i.status = 'queued' AND i.id > ?
 	ORDER BY i.id LIMIT ?`
 
 const claimReminders = `SELECT i.id, i.contact_id, c.email, c.first_name, c.last_name, c.language, i.reminders_sent + 1
-	FROM invitations i JOIN invite_eligible e ON e.contact_id = i.contact_id JOIN contacts c ON c.id = i.contact_id
+	FROM invitations i JOIN invite_eligible e ON e.contact_id = i.contact_id AND e.refresh_campaign_id IS ?
+	JOIN contacts c ON c.id = i.contact_id
 	WHERE i.campaign_id = ? AND i.reminder_status = 'queued' AND i.id > ?
 	  AND i.response = '' AND i.expired_at = '' AND i.status = 'sent'
 	ORDER BY i.id LIMIT ?`
@@ -363,7 +365,7 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 				}
 				n = min(n, left)
 			}
-			batch, err := claim(runCtx, st, c.ID, reminders, after, n)
+			batch, err := claim(runCtx, st, c, reminders, after, n)
 			if err != nil {
 				if runCtx.Err() == nil {
 					claimErr = err
@@ -550,12 +552,12 @@ func tokenKey(ctx context.Context, st *crm.Store) (TokenKey, error) {
 // result is recorded, so a killed run leaves nothing to put back. Reading
 // from the read pool also keeps claims off the one writer connection, where
 // the recorder commits the results the workers wait for.
-func claim(ctx context.Context, st *crm.Store, campaignID int64, reminders bool, after int64, n int) ([]job, error) {
+func claim(ctx context.Context, st *crm.Store, c *Campaign, reminders bool, after int64, n int) ([]job, error) {
 	q := claimInvites
 	if reminders {
 		q = claimReminders
 	}
-	rows, err := st.DB().QueryContext(ctx, q, campaignID, after, n)
+	rows, err := st.DB().QueryContext(ctx, q, c.audience(), c.ID, after, n)
 	if err != nil {
 		return nil, err
 	}
