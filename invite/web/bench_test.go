@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -58,6 +59,13 @@ func benchServer(db string, single bool) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	// REPERMIT_WEB_BENCH_CPUPROFILE=FILE profiles the server's first 8
+	// seconds (the benchmark ends it with SIGKILL, so it stops on a timer).
+	if path := os.Getenv("REPERMIT_WEB_BENCH_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			time.AfterFunc(8*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
+		}
 	}
 	fmt.Printf("ADDR %s\n", ln.Addr())
 	if err := web.Serve(ctx, ln, h, nil); err != nil {
