@@ -51,6 +51,10 @@ type Event struct {
 	PrevHash         string            `json:"prev_hash"`
 	Hash             string            `json:"hash"`
 	Redacted         bool              `json:"redacted,omitempty"`
+
+	// encodedEvidence, when set, is Evidence already encoded by
+	// evidenceJSON (the importer's workers do it off the writer's path).
+	encodedEvidence json.RawMessage
 }
 
 // genesisHash is the prev_hash of the first event.
@@ -161,7 +165,10 @@ func (tx *Tx) AppendEvent(e *Event) error {
 	e.RecordedAt = tx.Now
 	e.ID = tx.head.id + 1
 	e.PrevHash = tx.head.hash
-	ev := evidenceJSON(e.Evidence)
+	ev := e.encodedEvidence
+	if ev == nil {
+		ev = evidenceJSON(e.Evidence)
+	}
 	sum := sha256.Sum256(canonicalWith(e, ev))
 	e.Digest = hex.EncodeToString(sum[:])
 	e.Hash = chainHash(e.PrevHash, e.Digest)

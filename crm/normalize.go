@@ -1,6 +1,7 @@
 package crm
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ type importedConsent struct {
 	at       time.Time
 	method   string
 	evidence map[string]string
+	encoded  json.RawMessage // evidence, encoded by the worker
 }
 
 // normalizer turns raw CSV records of one file into importRows. It is
@@ -253,6 +255,7 @@ func (n *normalizer) consent(get func(string) string, line int) importedConsent 
 			break
 		}
 	}
+	ic.encoded = evidenceJSON(ic.evidence)
 	return ic
 }
 
@@ -516,7 +519,7 @@ func (tx *Tx) applyImportedConsent(id int64, r *importRow, st *importState) erro
 		r.events++
 		st.current[id] = action
 		return tx.AppendEvent(&Event{ContactID: id, Channel: ChannelEmail, Action: action, At: ic.at,
-			Method: ic.method, Evidence: ic.evidence})
+			Method: ic.method, Evidence: ic.evidence, encodedEvidence: ic.encoded})
 	}
 	cur := st.current[id]
 	switch ic.status {
