@@ -14,29 +14,6 @@ import (
 	"github.com/repermit/repermit/crm"
 )
 
-// complianceRun runs the command in-process with its own stdin, stdout and
-// stderr.
-func complianceRun(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), append([]string{"repermit"}, args...), strings.NewReader(""), &stdout, &stderr)
-	return code, stdout.String(), stderr.String()
-}
-
-// complianceJSON decodes stdout that must be exactly one JSON object.
-func complianceJSON(t *testing.T, out string) map[string]any {
-	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(out))
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		t.Fatalf("stdout is not a JSON object: %v\n%s", err, out)
-	}
-	if dec.More() {
-		t.Fatalf("stdout holds more than one JSON object:\n%s", out)
-	}
-	return m
-}
-
 // seedCompliance writes a small store: a statement, three people who
 // confirmed WhatsApp through a campaign's invitations, one who was only
 // invited, and the campaign itself.
@@ -114,11 +91,11 @@ func TestOptoutImportCLI(t *testing.T) {
 	replied := time.Now().UTC().Add(-time.Hour).Format("2006-01-02 15:04")
 	os.WriteFile(stops, []byte("Telefon;Zeit\n0151 23456789;"+replied+"\n+49 151 99999999;"+replied+"\nkaputt;"+replied+"\n"), 0o600)
 
-	code, out, errOut := complianceRun(t, "--db", db, "optout", "import", stops, "--default-region", "DE", "--json")
+	code, out, errOut := runCLI(t, "--db", db, "optout", "import", stops, "--default-region", "DE", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	m := complianceJSON(t, out)
+	m := decodeOneJSON(t, out)
 	for k, want := range map[string]float64{"rows": 3, "matched": 1, "withdrawn": 1, "unmatched": 1, "rejected": 1} {
 		if m[k] != want {
 			t.Errorf("%s = %v, want %v (%s)", k, m[k], want, out)
@@ -128,17 +105,17 @@ func TestOptoutImportCLI(t *testing.T) {
 		t.Error("the summary prints a whole phone number")
 	}
 	// Again: nothing new.
-	code, out, _ = complianceRun(t, "--db", db, "optout", "import", "--json", "--default-region=DE", stops)
-	if m := complianceJSON(t, out); code != 0 || m["withdrawn"] != 0.0 || m["matched"] != 1.0 {
+	code, out, _ = runCLI(t, "--db", db, "optout", "import", "--json", "--default-region=DE", stops)
+	if m := decodeOneJSON(t, out); code != 0 || m["withdrawn"] != 0.0 || m["matched"] != 1.0 {
 		t.Fatalf("re-run: exit %d, %s", code, out)
 	}
 	// The text form lists the lines to check.
-	code, out, _ = complianceRun(t, "--db", db, "optout", "import", stops, "--default-region", "DE")
+	code, out, _ = runCLI(t, "--db", db, "optout", "import", stops, "--default-region", "DE")
 	if code != 0 || !strings.Contains(out, "3 rows") || !strings.Contains(out, "line") || !strings.Contains(out, "no contact has this number") {
 		t.Fatalf("text summary: exit %d\n%s", code, out)
 	}
-	code, out, _ = complianceRun(t, "--db", db, "contacts", "show", "--json", "anna@example.com")
-	if m := complianceJSON(t, out); code != 0 || m["consent"].(map[string]any)["whatsapp"] != "withdrawn" {
+	code, out, _ = runCLI(t, "--db", db, "contacts", "show", "--json", "anna@example.com")
+	if m := decodeOneJSON(t, out); code != 0 || m["consent"].(map[string]any)["whatsapp"] != "withdrawn" {
 		t.Fatalf("anna after STOP: %s", out)
 	}
 
@@ -153,14 +130,14 @@ func TestOptoutImportCLI(t *testing.T) {
 		{"unknown flag", []string{"optout", "import", stops, "--nope"}, 2, "Try:"},
 		{"missing file", []string{"optout", "import", filepath.Join(dir, "missing.csv")}, 1, "Try:"},
 	} {
-		code, _, errOut := complianceRun(t, append([]string{"--db", db}, tc.args...)...)
+		code, _, errOut := runCLI(t, append([]string{"--db", db}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errOut, tc.stderr) {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", tc.name, code, errOut, tc.code, tc.stderr)
 		}
 	}
 	noPhone := filepath.Join(dir, "emails.csv")
 	os.WriteFile(noPhone, []byte("email,name\nanna@example.com,Anna\n"), 0o600)
-	if code, _, errOut := complianceRun(t, "--db", db, "optout", "import", noPhone); code != 1 || !strings.Contains(errOut, "no phone column") {
+	if code, _, errOut := runCLI(t, "--db", db, "optout", "import", noPhone); code != 1 || !strings.Contains(errOut, "no phone column") {
 		t.Errorf("a file without numbers: exit %d, %s", code, errOut)
 	}
 }
@@ -171,11 +148,11 @@ func TestConsentExportCLI(t *testing.T) {
 	seedCompliance(t, db)
 	pack := filepath.Join(dir, "proof.json")
 
-	code, out, errOut := complianceRun(t, "--db", db, "consent", "export", "--out", pack, "--json")
+	code, out, errOut := runCLI(t, "--db", db, "consent", "export", "--out", pack, "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	sum := complianceJSON(t, out)
+	sum := decodeOneJSON(t, out)
 	if sum["events"] != 7.0 || sum["statements"] != 1.0 {
 		t.Fatalf("summary = %s", out)
 	}
@@ -198,8 +175,8 @@ func TestConsentExportCLI(t *testing.T) {
 		doc.Controller["email"] != "hello@example.com" {
 		t.Fatalf("pack: format %q, %d events, controller %v", doc.Format, len(doc.Events), doc.Controller)
 	}
-	_, vout, _ := complianceRun(t, "--db", db, "consent", "verify", "--json")
-	if v := complianceJSON(t, vout); v["ok"] != true || sum["head_hash"] != doc.ChainHead.Hash {
+	_, vout, _ := runCLI(t, "--db", db, "consent", "verify", "--json")
+	if v := decodeOneJSON(t, vout); v["ok"] != true || sum["head_hash"] != doc.ChainHead.Hash {
 		t.Fatalf("verify %s; pack head %s", vout, doc.ChainHead.Hash)
 	}
 	if fi, err := os.Stat(pack); err != nil || fi.Mode().Perm()&0o077 != 0 {
@@ -210,8 +187,8 @@ func TestConsentExportCLI(t *testing.T) {
 	}
 
 	// One person, to stdout.
-	code, out, _ = complianceRun(t, "--db", db, "consent", "export", "--contact", "ben@example.com")
-	one := complianceJSON(t, out)
+	code, out, _ = runCLI(t, "--db", db, "consent", "export", "--contact", "ben@example.com")
+	one := decodeOneJSON(t, out)
 	if code != 0 || one["scope"].(map[string]any)["contact_id"] == nil || len(one["events"].([]any)) != 2 ||
 		strings.Contains(out, "anna@") {
 		t.Fatalf("ben's pack: exit %d\n%s", code, out)
@@ -219,7 +196,7 @@ func TestConsentExportCLI(t *testing.T) {
 
 	// Receipts: one per confirmation, one per line.
 	receipts := filepath.Join(dir, "receipts.jsonl")
-	code, _, errOut = complianceRun(t, "--db", db, "consent", "export", "--format", "receipts", "--out", receipts)
+	code, _, errOut = runCLI(t, "--db", db, "consent", "export", "--format", "receipts", "--out", receipts)
 	if code != 0 || !strings.Contains(errOut, "3 consent receipts") {
 		t.Fatalf("receipts: exit %d, %s", code, errOut)
 	}
@@ -249,12 +226,12 @@ func TestConsentExportCLI(t *testing.T) {
 		{"unknown person", []string{"consent", "export", "--contact", "nobody@example.com"}, 1, "Try:"},
 		{"argument", []string{"consent", "export", "anna@example.com"}, 2, "--contact"},
 	} {
-		code, _, errOut := complianceRun(t, append([]string{"--db", db}, tc.args...)...)
+		code, _, errOut := runCLI(t, append([]string{"--db", db}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errOut, tc.stderr) {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", tc.name, code, errOut, tc.code, tc.stderr)
 		}
 	}
-	if code, _, errOut := complianceRun(t, "--db", filepath.Join(dir, "none.db"), "consent", "export"); code != 1 || !strings.Contains(errOut, "no database") {
+	if code, _, errOut := runCLI(t, "--db", filepath.Join(dir, "none.db"), "consent", "export"); code != 1 || !strings.Contains(errOut, "no database") {
 		t.Errorf("no database: exit %d, %s", code, errOut)
 	}
 }
@@ -265,11 +242,11 @@ func TestReportCLI(t *testing.T) {
 	seedCompliance(t, db)
 	page := filepath.Join(dir, "report.html")
 
-	code, out, errOut := complianceRun(t, "--db", db, "report", "spring", "--json", "--html", page)
+	code, out, errOut := runCLI(t, "--db", db, "report", "spring", "--json", "--html", page)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	m := complianceJSON(t, out)
+	m := decodeOneJSON(t, out)
 	c := m["campaigns"].([]any)[0].(map[string]any)
 	f := c["funnel"].(map[string]any)
 	if c["name"] != "spring" || f["invited"] != 4.0 || f["confirmed"] != 3.0 || f["pending"] != 1.0 || c["confirmation_rate"] != 0.75 {
@@ -285,14 +262,14 @@ func TestReportCLI(t *testing.T) {
 		t.Fatalf("the HTML report (%v) has no charts or has a script", err)
 	}
 
-	code, out, _ = complianceRun(t, "--db", db, "report")
+	code, out, _ = runCLI(t, "--db", db, "report")
 	if code != 0 || !strings.Contains(out, "Campaign spring") || !strings.Contains(out, "75.0% of delivered") {
 		t.Fatalf("text report: exit %d\n%s", code, out)
 	}
-	if code, _, errOut := complianceRun(t, "--db", db, "report", "autumn"); code != 1 || !strings.Contains(errOut, "campaign list") {
+	if code, _, errOut := runCLI(t, "--db", db, "report", "autumn"); code != 1 || !strings.Contains(errOut, "campaign list") {
 		t.Errorf("unknown campaign: exit %d, %s", code, errOut)
 	}
-	if code, _, errOut := complianceRun(t, "--db", db, "report", "a", "b"); code != 2 || !strings.Contains(errOut, "Try:") {
+	if code, _, errOut := runCLI(t, "--db", db, "report", "a", "b"); code != 2 || !strings.Contains(errOut, "Try:") {
 		t.Errorf("two campaigns: exit %d, %s", code, errOut)
 	}
 }
