@@ -22,8 +22,8 @@ type ImportOptions struct {
 	Encoding      string            // "" (UTF-8, checked), windows-1252, latin1, utf-16
 	// Rejects receives every rejected row. It must not be nil.
 	Rejects RejectSink
-	// Progress, when set, is called after every committed batch with the
-	// bytes read of the current file and the rows read so far.
+	// Progress, when set, is called after every batch with the bytes read
+	// of the current file and the rows read so far.
 	Progress func(file string, bytesRead, fileSize, rows int64)
 	// BatchSize is the rows applied at a time (default 5000) and
 	// CommitRows the rows per transaction (default 50,000).
@@ -284,9 +284,6 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		}
 		err := tx.commit()
 		tx, sinceCommit = nil, 0
-		if err == nil && opts.Progress != nil {
-			opts.Progress(name, bytesRead, size, sum.Rows)
-		}
 		return err
 	}
 	apply := func() error {
@@ -324,6 +321,9 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		}
 		sinceCommit += len(batch)
 		batch = batch[:0]
+		if opts.Progress != nil {
+			opts.Progress(name, bytesRead, size, sum.Rows)
+		}
 		if sinceCommit >= opts.CommitRows {
 			return commit()
 		}
