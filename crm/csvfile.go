@@ -118,15 +118,3 @@ func sniffDelimiter(br *bufio.Reader) rune {
 	}
 	return best
 }
-
-// countingReader counts the bytes read through it, for progress.
-type countingReader struct {
-	r io.Reader
-	n *int64
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	*c.n += int64(n)
-	return n, err
-}

@@ -22,8 +22,9 @@ type ImportOptions struct {
 	Encoding      string            // "" (UTF-8, checked), windows-1252, latin1, utf-16
 	// Rejects receives every rejected row. It must not be nil.
 	Rejects RejectSink
-	// Progress, when set, is called after every batch with the bytes read
-	// of the current file and the rows read so far.
+	// Progress, when set, is called as a file starts and after every batch
+	// with how far into the current file the imported rows reach (bytes),
+	// its size, and the rows read so far.
 	Progress func(file string, bytesRead, fileSize, rows int64)
 	// BatchSize is the rows applied at a time (default 5000) and
 	// CommitRows the rows per transaction (default 50,000).
@@ -152,14 +153,14 @@ type rawRow struct {
 
 // chunk is a slice of rows normalised by a worker; done closes when ready.
 type chunk struct {
-	raw  []rawRow
-	rows []importRow
-	done chan struct{}
+	raw    []rawRow
+	rows   []importRow
+	offset int64 // where in the (decoded) input the chunk ends, for progress
+	done   chan struct{}
 }
 
 func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size int64, opts ImportOptions, sum *ImportSummary) error {
-	var bytesRead int64
-	br, err := decodeText(countingReader{r, &bytesRead}, opts.Encoding)
+	br, err := decodeText(r, opts.Encoding)
 	if err != nil {
 		return err
 	}
@@ -186,6 +187,9 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		return err
 	}
 	fs := FileSummary{File: name, Preset: preset.Name, Delimiter: string(delim)}
+	if opts.Progress != nil {
+		opts.Progress(name, 0, size, sum.Rows)
+	}
 	if delim == '\t' {
 		fs.Delimiter = "tab"
 	}
@@ -206,6 +210,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		defer close(ordered)
 		c := &chunk{done: make(chan struct{})}
 		flush := func() bool {
+			c.offset = cr.InputOffset()
 			select {
 			case work <- c:
 			case <-ctx.Done():
@@ -272,6 +277,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 	// would rewrite most of the index every time.
 	var batch []importRow
 	var tx *Tx
+	var applied int64 // input offset of the rows in the database
 	sinceCommit := 0
 	defer func() {
 		if tx != nil {
@@ -322,7 +328,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		sinceCommit += len(batch)
 		batch = batch[:0]
 		if opts.Progress != nil {
-			opts.Progress(name, bytesRead, size, sum.Rows)
+			opts.Progress(name, applied, size, sum.Rows)
 		}
 		if sinceCommit >= opts.CommitRows {
 			return commit()
@@ -340,6 +346,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 			fs.Rows++
 			batch = append(batch, r)
 		}
+		applied = c.offset
 		if len(batch) >= opts.BatchSize {
 			if err := apply(); err != nil {
 				cancel()

@@ -389,3 +389,31 @@ func TestImportExistingBeforeNewInOneBatch(t *testing.T) {
 	}
 	mustVerify(t, st)
 }
+
+// TestImportProgress: progress starts at 0 and climbs to the file's size
+// with the rows, from the writer's side (no race with the reader).
+func TestImportProgress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "subscribed_members_export_p.csv")
+	writeMailchimpExport(t, path, 12000)
+	st, _ := os.Stat(path)
+	var calls [][2]int64
+	s := MustOpen(t)
+	_, err := s.Import(context.Background(), []string{path}, ImportOptions{Rejects: &sliceRejects{},
+		Progress: func(file string, done, size, rows int64) {
+			if size != st.Size() {
+				t.Errorf("size %d, want %d", size, st.Size())
+			}
+			calls = append(calls, [2]int64{done, rows})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) < 3 || calls[0] != [2]int64{0, 0} || calls[len(calls)-1] != [2]int64{st.Size(), 12000} {
+		t.Fatalf("progress calls %v", calls)
+	}
+	for i := 1; i < len(calls); i++ {
+		if calls[i][0] < calls[i-1][0] || calls[i][1] < calls[i-1][1] {
+			t.Fatalf("progress went back: %v", calls)
+		}
+	}
+}
