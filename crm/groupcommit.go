@@ -37,10 +37,7 @@ type GroupCommit struct {
 	batches atomic.Int64
 	calls   atomic.Int64
 
-	ckpt     *sql.DB       // the background checkpointer's connection; nil: inline
-	ckptStop chan struct{} // closed by Close
-	ckptDone chan struct{}
-	ckptOnce sync.Once
+	stopCheckpoints func() // nil: inline checkpoints
 }
 
 // GroupCommitOptions tune a GroupCommit. The zero value works.
@@ -83,44 +80,10 @@ func (s *Store) NewGroupCommit(opt GroupCommitOptions) *GroupCommit {
 		done:  make(chan struct{}),
 	}
 	if !opt.InlineCheckpoints {
-		g.startCheckpointer()
+		g.stopCheckpoints = s.BackgroundCheckpoints()
 	}
 	go g.loop()
 	return g
-}
-
-// startCheckpointer moves WAL checkpoints off the commit path. On any
-// failure it leaves SQLite's inline checkpoints on: slower, never unsafe.
-func (g *GroupCommit) startCheckpointer() {
-	db, err := sql.Open("sqlite3", "file:"+g.store.Path+"?_busy_timeout=10000")
-	if err != nil {
-		return
-	}
-	db.SetMaxOpenConns(1)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return
-	}
-	if _, err := g.store.write.Exec(`PRAGMA wal_autocheckpoint = 0`); err != nil {
-		db.Close()
-		return
-	}
-	g.ckpt, g.ckptStop, g.ckptDone = db, make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(g.ckptDone)
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-g.ckptStop:
-				return
-			case <-t.C:
-				// Errors (SQLITE_BUSY while another process checkpoints)
-				// only mean "next tick".
-				db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-			}
-		}
-	}()
 }
 
 // Update runs fn in the next batch's transaction, inside its own savepoint,
@@ -160,14 +123,8 @@ func (g *GroupCommit) Close() error {
 	}
 	g.mu.Unlock()
 	<-g.done
-	if g.ckpt != nil {
-		g.ckptOnce.Do(func() {
-			close(g.ckptStop)
-			<-g.ckptDone
-			g.store.write.Exec(`PRAGMA wal_autocheckpoint = 1000`)
-			g.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-			g.ckpt.Close()
-		})
+	if g.stopCheckpoints != nil {
+		g.stopCheckpoints()
 	}
 	return nil
 }

@@ -94,6 +94,9 @@ func (s *Store) Import(ctx context.Context, paths []string, opts ImportOptions) 
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	// Checkpoints of the large WAL an import writes run beside it, not
+	// inside its commits.
+	defer s.BackgroundCheckpoints()()
 	for _, p := range paths {
 		if strings.EqualFold(filepath.Ext(p), ".zip") {
 			if err := s.importZip(ctx, p, opts, &sum); err != nil {

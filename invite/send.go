@@ -329,12 +329,10 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 	}
 	prog := newProgress(o, total, reminders)
 	defer prog.finish()
-	// The recorder commits through st.Update (a group commit's hand-off and
-	// savepoints cost ~40 µs a commit), but a crm.GroupCommit stays open for
-	// the run for its background WAL checkpoints: SQLite's inline ones stall
-	// the commit that triggers them, and with it every worker at the gate.
-	gc := st.NewGroupCommit(crm.GroupCommitOptions{})
-	defer gc.Close()
+	// The recorder commits through st.Update; WAL checkpoints run in the
+	// background for the run: SQLite's inline ones stall the commit that
+	// triggers them, and with it every worker at the gate.
+	defer st.BackgroundCheckpoints()()
 
 	jobs := make(chan job, o.Concurrency)
 	// The run's outcomes: a worker takes one per message, the recorder
