@@ -80,9 +80,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	q.Set("_fk", "1")
 	q.Set("_synchronous", oo.synchronous)
 	q.Set("_txlock", "immediate")
-	// A 64 MiB page cache: imports insert into indexes of random hashes, and
+	// A 48 MiB page cache: imports insert into indexes of random hashes, and
 	// the default 2 MiB cache would go to the OS for almost every row.
-	q.Set("_cache_size", "-65536")
+	q.Set("_cache_size", "-49152")
 	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
