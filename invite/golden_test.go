@@ -29,18 +29,9 @@ func TestGoldenBodies(t *testing.T) {
 			if r.msgs[lang][rem][1].perRecipient {
 				t.Errorf("%s: the default templates are rendered per recipient, not spliced", lang)
 			}
-			var text, html bytes.Buffer
 			rc := Recipient{InvitationID: 1, Email: "x@example.org", FirstName: "Zoë <&>", Language: lang,
 				Token: "TOKEN0123456789abcdefghijklmnopq", Reminder: rem, ExpiresAt: exp}
-			if err := r.bodies(rc, lang, rem == 1, &text, &html); err != nil {
-				t.Fatal(err)
-			}
-			m, err := r.Render(rc, time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkLineLengths(t, m.Data)
-			p := parseMessage(t, m.Data)
+			text, html, p := renderBoth(t, r, rc, lang, rem == 1)
 			kind := map[int]string{0: "invite", 1: "reminder"}[rem]
 			for _, g := range []struct {
 				ext, how string
@@ -73,6 +64,21 @@ func crlfToLF(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
 
 // checkLineLengths: RFC 5322 allows 998 characters a line; quoted-printable
 // keeps the bodies' lines within 76.
+// renderBoth renders rc's bodies straight from the templates and as a
+// whole sent message (checking its line lengths), for comparing the two.
+func renderBoth(t *testing.T, r *Renderer, rc Recipient, lang string, reminder bool) (text, html bytes.Buffer, p parsed) {
+	t.Helper()
+	if err := r.bodies(rc, lang, reminder, &text, &html); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Render(rc, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLineLengths(t, m.Data)
+	return text, html, parseMessage(t, m.Data)
+}
+
 func checkLineLengths(t *testing.T, data []byte) {
 	t.Helper()
 	head, body, _ := bytes.Cut(data, []byte("\r\n\r\n"))

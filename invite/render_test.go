@@ -106,16 +106,7 @@ func TestCustomTemplatesThatCannotBeSplicedRenderPerRecipient(t *testing.T) {
 			for _, first := range []string{"Bob", "Zoë <&>\"'+", ""} {
 				rc := Recipient{Email: "b@example.org", FirstName: first, Language: "en", Token: "Tok-_en0123456789",
 					ExpiresAt: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
-				var text, html bytes.Buffer
-				if err := r.bodies(rc, "en", false, &text, &html); err != nil {
-					t.Fatal(err)
-				}
-				m, err := r.Render(rc, time.Now())
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkLineLengths(t, m.Data)
-				p := parseMessage(t, m.Data)
+				text, html, p := renderBoth(t, r, rc, "en", false)
 				if crlfToLF(p.text) != text.String() || crlfToLF(p.html) != html.String() {
 					t.Errorf("first name %q: message bodies\n%q\n%q\ntemplates give\n%q\n%q", first, p.text, p.html, text.String(), html.String())
 				}

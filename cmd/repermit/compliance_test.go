@@ -20,13 +20,9 @@ import (
 func seedCompliance(t *testing.T, db string) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := crm.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openTestStore(t, db)
 	sent := time.Now().UTC().Add(-72 * time.Hour).Truncate(time.Second)
-	err = st.Update(ctx, func(tx *crm.Tx) error {
+	err := st.Update(ctx, func(tx *crm.Tx) error {
 		stmt, err := tx.SaveStatement(crm.Statement{Channel: crm.ChannelWhatsApp, Version: "whatsapp-v1", Language: "en",
 			Text: "I agree that Example Coffee Roasters may send me messages on WhatsApp."})
 		if err != nil {

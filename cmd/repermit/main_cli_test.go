@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/repermit/repermit/crm"
 )
 
 var (
@@ -225,4 +228,16 @@ func TestCLIDemo(t *testing.T) {
 	if !strings.Contains(string(b), "KI-CR-v1.1.0") {
 		t.Error("no consent receipt in the demo")
 	}
+}
+
+// openTestStore opens (creating) the database at path for seeding; it is
+// closed when the test ends.
+func openTestStore(t *testing.T, path string) *crm.Store {
+	t.Helper()
+	st, err := crm.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

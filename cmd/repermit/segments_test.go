@@ -18,11 +18,7 @@ import (
 func seedOptins(t *testing.T, db string) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := crm.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openTestStore(t, db)
 	people := []struct {
 		email, phone, country string
 		interests             []string
