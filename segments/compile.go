@@ -135,13 +135,9 @@ func (c *compiler) match(n *matchNode) {
 		c.arg(n.value)
 		c.b.WriteString(" COLLATE NOCASE" + probeEarly + ")")
 	case "country":
-		c.b.WriteString("c.country = ")
-		c.arg(n.value)
-		c.b.WriteString(" COLLATE NOCASE")
+		c.equalNoCase("c.country", n.value)
 	case "source":
-		c.b.WriteString("c.source = ")
-		c.arg(n.value)
-		c.b.WriteString(" COLLATE NOCASE")
+		c.equalNoCase("c.source", n.value)
 	case "language":
 		// language:de also matches the regional tags de-AT and de_AT that
 		// CRMs export. LIKE ignores ASCII case.
@@ -163,9 +159,7 @@ func (c *compiler) match(n *matchNode) {
 		c.b.WriteString(" COLLATE NOCASE)")
 	case "campaign":
 		c.event = true
-		c.b.WriteString("e.campaign = ")
-		c.arg(n.value)
-		c.b.WriteString(" COLLATE NOCASE")
+		c.equalNoCase("e.campaign", n.value)
 	case "attr":
 		// The attribute name is a parameter too: json_each instead of a
 		// JSON path built from user text.
@@ -217,4 +211,11 @@ func (c *compiler) confirmed(n *confirmedNode) {
 		c.arg(next)
 		c.b.WriteByte(')')
 	}
+}
+
+// equalNoCase writes "col = ? COLLATE NOCASE" with v as the parameter.
+func (c *compiler) equalNoCase(col, v string) {
+	c.b.WriteString(col + " = ")
+	c.arg(v)
+	c.b.WriteString(" COLLATE NOCASE")
 }
