@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -74,12 +75,14 @@ func BenchmarkSend100k(b *testing.B) {
 						}
 					}
 				}()
+				stopProfile := profileSend(b, name)
 				b.StartTimer()
 				start := time.Now()
 				res, err := Send(context.Background(), st, SendOptions{Campaign: "bench", Identity: testIdentity(), Transport: tr, Concurrency: conc})
 				el := time.Since(start)
 				cpu := cpuTime() - cpu0
 				b.StopTimer()
+				stopProfile()
 				close(done)
 				if err != nil || res.Sent != n || ms.total() != n {
 					b.Fatalf("%+v %v, server %d", res, err, ms.total())
@@ -90,6 +93,26 @@ func BenchmarkSend100k(b *testing.B) {
 				b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/msg")
 			}
 		})
+	}
+}
+
+// profileSend writes a CPU profile of the send alone (not the seeding) to
+// $BENCH_CPUPROFILE-NAME when that variable is set.
+func profileSend(b *testing.B, name string) func() {
+	path := os.Getenv("BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path + "-" + name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 

@@ -254,6 +254,14 @@ func checkLanguage(t *testing.T, to, lang string, p parsed) {
 }
 
 func TestFaultsAreRetriedFailedOrSuppressed(t *testing.T) {
+	// The same faults whether the transactions are pipelined (go-smtp's
+	// server offers PIPELINING and CHUNKING) or go one command at a time,
+	// as with a server that offers neither.
+	t.Run("pipelined", func(t *testing.T) { testFaults(t, false) })
+	t.Run("lockstep", func(t *testing.T) { testFaults(t, true) })
+}
+
+func testFaults(t *testing.T, lockstep bool) {
 	ctx := context.Background()
 	st := mustOpen(t)
 	seed(t, st,
@@ -298,7 +306,9 @@ func TestFaultsAreRetriedFailedOrSuppressed(t *testing.T) {
 		return false
 	}
 	var log bytes.Buffer
-	res, err := Send(ctx, st, SendOptions{Campaign: "faults", Identity: testIdentity(), Transport: smtpTransport(t, ms),
+	tr := smtpTransport(t, ms)
+	tr.lockstep = lockstep
+	res, err := Send(ctx, st, SendOptions{Campaign: "faults", Identity: testIdentity(), Transport: tr,
 		Concurrency: 2, RetryBase: 5 * time.Millisecond, Progress: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())

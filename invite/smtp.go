@@ -1,12 +1,16 @@
 package invite
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,6 +52,9 @@ type SMTP struct {
 	// startTLS is whether the server offers STARTTLS, learnt on the first
 	// connection (0 unknown, 1 yes, 2 no).
 	startTLS atomic.Int32
+	// lockstep sends one command at a time even to a server that offers
+	// pipelining (tests of that path).
+	lockstep bool
 }
 
 var _ Transport = (*SMTP)(nil)
@@ -131,12 +138,17 @@ func (s *SMTP) Dial(ctx context.Context) (_ Conn, err error) {
 	}
 	// The greeting and handshake have no timeout of their own: bound them.
 	raw.SetDeadline(time.Now().Add(s.opts.Timeout))
+	// conn is the connection the SMTP commands travel on, under TLS when
+	// there is TLS: the pipelined path writes to it directly.
+	conn, isTLS := raw, s.implicit
 	var c *smtp.Client
 	if !s.implicit && s.offersStartTLS(ctx, raw) {
-		c, err = smtp.NewClientStartTLS(raw, tlsConf)
+		tc, greeting, err := s.upgrade(ctx, raw, tlsConf)
 		if err != nil {
 			return nil, fmt.Errorf("STARTTLS: %w", err)
 		}
+		conn, isTLS = tc, true
+		c = smtp.NewClient(&greetedConn{Conn: tc, greeting: greeting})
 	} else {
 		c = smtp.NewClient(raw)
 	}
@@ -146,7 +158,7 @@ func (s *SMTP) Dial(ctx context.Context) (_ Conn, err error) {
 		c.Close()
 		return nil, err
 	}
-	if _, isTLS := c.TLSConnectionState(); !isTLS && s.user != "" && !s.opts.AllowInsecureAuth {
+	if !isTLS && s.user != "" && !s.opts.AllowInsecureAuth {
 		c.Close()
 		return nil, &permanentError{ErrInsecureAuth}
 	}
@@ -163,7 +175,115 @@ func (s *SMTP) Dial(ctx context.Context) (_ Conn, err error) {
 		}
 	}
 	raw.SetDeadline(time.Time{})
-	return &smtpConn{c: c}, nil
+	sc := &smtpConn{c: c, timeout: s.opts.Timeout}
+	pipelining, _ := c.Extension("PIPELINING")
+	chunking, _ := c.Extension("CHUNKING")
+	if pipelining && chunking && !s.lockstep {
+		sc.conn = conn
+		sc.w = bufio.NewWriterSize(conn, smtpWriteBuffer)
+		sc.r = textproto.NewReader(bufio.NewReader(conn))
+		sc.eightBit, _ = c.Extension("8BITMIME")
+	}
+	return sc, nil
+}
+
+// upgrade does by hand what smtp.NewClientStartTLS does (greeting, EHLO,
+// STARTTLS, handshake), because go-smtp's client keeps the TLS connection
+// it makes to itself and the pipelined path needs to write to it. It
+// returns the connection and the server's greeting, which the go-smtp
+// client then reads as its own (see greetedConn) before its EHLO, as after
+// any STARTTLS.
+func (s *SMTP) upgrade(ctx context.Context, raw net.Conn, conf *tls.Config) (*tls.Conn, string, error) {
+	// The server says nothing between its STARTTLS reply and the
+	// handshake, so this reader buffers nothing the TLS layer needs.
+	r := textproto.NewReader(bufio.NewReader(raw))
+	_, greeting, err := readReply(r, 220)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := fmt.Fprintf(raw, "EHLO %s\r\n", s.opts.HelloName); err != nil {
+		return nil, "", err
+	}
+	_, ehlo, err := readReply(r, 250)
+	if err != nil {
+		return nil, "", err
+	}
+	offered := false
+	for _, l := range strings.Split(ehlo, "\n")[1:] {
+		offered = offered || strings.EqualFold(strings.TrimSpace(l), "STARTTLS")
+	}
+	if !offered {
+		// Not an SMTP reply, as with go-smtp: a temporary failure.
+		return nil, "", errors.New("smtp: server doesn't support STARTTLS")
+	}
+	if _, err := io.WriteString(raw, "STARTTLS\r\n"); err != nil {
+		return nil, "", err
+	}
+	if _, _, err := readReply(r, 220); err != nil {
+		return nil, "", err
+	}
+	tc := tls.Client(raw, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, "", err
+	}
+	return tc, greeting, nil
+}
+
+// greetedConn hands the go-smtp client a greeting that was already read
+// from the connection (see SMTP.upgrade), then the connection itself.
+type greetedConn struct {
+	net.Conn
+	greeting string
+	sent     bool
+}
+
+func (g *greetedConn) Read(p []byte) (int, error) {
+	if !g.sent {
+		g.sent = true
+		// One line: the client wants a 220, not the server's exact words.
+		line := "220 " + strings.ReplaceAll(g.greeting, "\n", " ") + "\r\n"
+		if len(line) > len(p) {
+			line = "220 ready\r\n"
+		}
+		return copy(p, line), nil
+	}
+	return g.Conn.Read(p)
+}
+
+// readReply reads one reply expecting code (0: any), as an *smtp.SMTPError
+// when it is another.
+func readReply(r *textproto.Reader, code int) (int, string, error) {
+	got, msg, err := r.ReadResponse(code)
+	var pe *textproto.Error
+	if errors.As(err, &pe) {
+		err = toSMTPError(pe)
+	}
+	return got, msg, err
+}
+
+// toSMTPError is go-smtp's conversion of a reply into an *smtp.SMTPError,
+// with its enhanced status code (RFC 2034) when the reply has one.
+func toSMTPError(pe *textproto.Error) *smtp.SMTPError {
+	se := &smtp.SMTPError{Code: pe.Code, Message: pe.Msg}
+	code, msg, ok := strings.Cut(pe.Msg, " ")
+	if !ok {
+		return se
+	}
+	parts := strings.Split(code, ".")
+	if len(parts) != 3 {
+		return se
+	}
+	var ec smtp.EnhancedCode
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return se
+		}
+		ec[i] = n
+	}
+	se.EnhancedCode = ec
+	se.Message = strings.ReplaceAll(msg, "\n"+code+" ", "\n")
+	return se
 }
 
 // offersStartTLS reports whether the server offers STARTTLS. go-smtp can
@@ -197,9 +317,22 @@ func (s *SMTP) offersStartTLS(ctx context.Context, raw net.Conn) bool {
 	return ok
 }
 
+// smtpWriteBuffer holds a whole invitation (about 6 KiB) with its
+// commands, so the pipelined path writes a message in one system call.
+const smtpWriteBuffer = 32 << 10
+
 type smtpConn struct {
 	c     *smtp.Client
 	dirty bool // a transaction failed part-way: RSET before the next
+
+	// The pipelined path, when the server offers PIPELINING and CHUNKING:
+	// conn is the connection under c (nil: go-smtp's path), w and r buffer
+	// it. Between transactions neither c's reader nor r holds anything.
+	conn     net.Conn
+	w        *bufio.Writer
+	r        *textproto.Reader
+	eightBit bool // MAIL says BODY=8BITMIME, as go-smtp's client does
+	timeout  time.Duration
 }
 
 func (sc *smtpConn) Close() error {
@@ -214,6 +347,9 @@ func (sc *smtpConn) Close() error {
 // message is written before commit is called, and the final dot after it:
 // a server discards a transaction whose connection closes before the dot.
 func (sc *smtpConn) Send(ctx context.Context, m *Message, commit func() error) error {
+	if sc.conn != nil {
+		return sc.sendPipelined(m, commit)
+	}
 	if sc.dirty {
 		if err := sc.c.Reset(); err != nil {
 			return err
@@ -247,6 +383,92 @@ func (sc *smtpConn) Send(ctx context.Context, m *Message, commit func() error) e
 	sc.dirty = false
 	return nil
 }
+
+// sendPipelined sends the whole transaction at once and then reads its
+// replies: [RSET,] MAIL, RCPT and the message as one BDAT ... LAST chunk
+// (RFC 2920 pipelining, RFC 3030 chunking). One round trip per message
+// instead of go-smtp's four (MAIL, RCPT, DATA, the dot), usually one write
+// system call, and no dot-stuffing on either side. Send100k (20,000
+// messages to the loopback go-smtp server): 228 -> 138 µs of CPU per
+// message, sender and server together (concurrency 8: 217 -> 107 µs,
+// 6.4k -> 9.0k msgs/s).
+//
+// The commit gate comes before the chunk's last byte: a server delivers
+// nothing of a chunk it has not received whole, as with the dot of DATA.
+// When RCPT is refused the server refuses the BDAT too (no recipient) and
+// drops its bytes.
+func (sc *smtpConn) sendPipelined(m *Message, commit func() error) error {
+	if strings.ContainsAny(m.From, "\r\n") || strings.ContainsAny(m.To, "\r\n") {
+		return &permanentError{errors.New("smtp: an address must not contain CR or LF")}
+	}
+	sc.conn.SetDeadline(time.Now().Add(sc.timeout))
+	reset := sc.dirty
+	if reset {
+		sc.w.WriteString("RSET\r\n")
+	}
+	sc.dirty = true
+	sc.w.WriteString("MAIL FROM:<")
+	sc.w.WriteString(m.From)
+	if sc.eightBit {
+		sc.w.WriteString("> BODY=8BITMIME\r\nRCPT TO:<")
+	} else {
+		sc.w.WriteString(">\r\nRCPT TO:<")
+	}
+	sc.w.WriteString(m.To)
+	sc.w.WriteString(">\r\nBDAT ")
+	var num [20]byte
+	sc.w.Write(strconv.AppendInt(num[:0], int64(len(m.Data)), 10))
+	sc.w.WriteString(" LAST\r\n")
+	last := max(len(m.Data)-1, 0)
+	sc.w.Write(m.Data[:last])
+	if commit != nil {
+		if err := commit(); err != nil {
+			sc.c.Close() // the chunk is incomplete: the server drops it
+			return fmt.Errorf("%w: %w", ErrAbandoned, err)
+		}
+	}
+	sc.w.Write(m.Data[last:])
+	if err := sc.w.Flush(); err != nil {
+		return err
+	}
+	sc.conn.SetDeadline(time.Now().Add(sc.timeout))
+	var first error
+	replies := 3
+	if reset {
+		replies++
+	}
+	for i := range replies {
+		_, _, err := readReply(sc.r, 250)
+		var se *smtp.SMTPError
+		if err != nil && !errors.As(err, &se) {
+			// The connection broke: the replies are out of step.
+			sc.c.Close()
+			if first == nil {
+				return err
+			}
+			return &brokenConnError{first}
+		}
+		if err != nil && first == nil {
+			first = err
+			if i == replies-2 { // [RSET,] MAIL, RCPT, BDAT
+				first = &RcptError{Err: err}
+			}
+		}
+	}
+	sc.conn.SetDeadline(time.Time{})
+	if first != nil {
+		return first
+	}
+	sc.dirty = false
+	return nil
+}
+
+// brokenConnError is a server's reply after which the connection broke:
+// classified by the reply, but the connection must be dialled again.
+type brokenConnError struct{ err error }
+
+func (e *brokenConnError) Error() string { return e.err.Error() }
+func (e *brokenConnError) Unwrap() error { return e.err }
 
 // RcptError is a refusal of the recipient address.
 type RcptError struct{ Err error }
@@ -296,6 +518,10 @@ func Classify(err error) Outcome {
 // isProtocolReply reports whether err is a reply of the server (the
 // connection is still usable) rather than a broken connection.
 func isProtocolReply(err error) bool {
+	var bc *brokenConnError
+	if errors.As(err, &bc) {
+		return false
+	}
 	var se *smtp.SMTPError
 	return errors.As(err, &se) && se.Code != 421
 }
