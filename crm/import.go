@@ -197,7 +197,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		fs.Delimiter = "tab"
 	}
 	norm := &normalizer{file: name, mapping: mapping, header: header, defaultRegion: strings.ToUpper(opts.DefaultRegion),
-		hashEmail: s.HashEmail}
+		hashEmail: s.HashEmail, hashPhone: s.HashPhone}
 	norm.fileStatus = fileStatus(preset.Name, name, mapping)
 	fs.Status = norm.fileStatus
 	fs.NoConsent = norm.fileStatus == "" && !mapping.hasConsentColumn()

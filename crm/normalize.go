@@ -1,7 +1,6 @@
 package crm
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -29,8 +28,10 @@ type importRow struct {
 	contact ContactInput
 	consent importedConsent
 	// emailHash is computed by the worker (an HMAC per row is worth
-	// moving off the writer).
+	// moving off the writer), and so is the contact the row creates
+	// when its email is new (see import_write.go).
 	emailHash string
+	prepared  preparedContact
 
 	// Filled by the writer.
 	outcome    string
@@ -40,11 +41,14 @@ type importRow struct {
 
 // importedConsent is what the export says about email consent.
 type importedConsent struct {
-	status   string
-	at       time.Time
-	method   string
-	evidence map[string]string
-	encoded  json.RawMessage // evidence, encoded by the worker
+	status string
+	at     time.Time
+	method string
+	// evidenceText is the evidence as stored (evidenceJSON's bytes) and
+	// tail the event's canonical JSON from "method" on, both encoded by
+	// the worker.
+	evidenceText string
+	tail         []byte
 }
 
 // normalizer turns raw CSV records of one file into importRows. It is
@@ -56,6 +60,7 @@ type normalizer struct {
 	defaultRegion string
 	fileStatus    string
 	hashEmail     func(string) string
+	hashPhone     func(string) string
 }
 
 func (n *normalizer) normalize(rr rawRow) importRow {
@@ -142,6 +147,7 @@ func (n *normalizer) normalize(rr rawRow) importRow {
 	}
 	r.contact = c
 	r.emailHash = n.hashEmail(email)
+	r.prepared = prepareContact(c, n.hashPhone)
 	r.consent = n.consent(get, rr.line)
 	return r
 }
@@ -226,19 +232,22 @@ func splitQuoted(v string) []string {
 
 // consent reads what the row says about email consent, with its evidence.
 func (n *normalizer) consent(get func(string) string, line int) importedConsent {
-	ic := importedConsent{method: "import:" + n.mapping.preset, evidence: map[string]string{
-		"file": n.file, "line": strconv.Itoa(line), "preset": n.mapping.preset,
-	}}
+	ic := importedConsent{method: "import:" + n.mapping.preset}
+	// The evidence, as key/value pairs with unique keys (the map that
+	// evidenceJSON encodes, without the map).
+	evidence := make([][2]string, 0, 16)
+	evidence = append(evidence, [2]string{"file", n.file}, [2]string{"line", strconv.Itoa(line)},
+		[2]string{"preset", n.mapping.preset})
 	for _, f := range []string{FieldOptinTime, FieldOptinIP, FieldConfirmTime, FieldConfirmIP, FieldUnsubTime,
 		FieldCleanTime, FieldConsentTime, FieldStatus, FieldEmailConsent, FieldOptOut, FieldBlocklisted,
 		FieldConfirmation, FieldSuppressions, FieldMarketing} {
 		if v := get(f); v != "" {
-			ic.evidence[f] = v
+			evidence = append(evidence, [2]string{f, v})
 		}
 	}
 	ic.status = n.status(get)
 	if ic.status != "" {
-		ic.evidence["status"] = ic.status
+		evidence = setPair(evidence, "status", ic.status)
 	}
 	var times []string
 	switch ic.status {
@@ -255,8 +264,21 @@ func (n *normalizer) consent(get func(string) string, line int) importedConsent 
 			break
 		}
 	}
-	ic.encoded = evidenceJSON(ic.evidence)
+	enc := encodeEvidence(evidence)
+	ic.evidenceText = string(enc)
+	ic.tail = eventTail(ic.method, enc)
 	return ic
+}
+
+// setPair sets key to v in kv, replacing an existing pair.
+func setPair(kv [][2]string, key, v string) [][2]string {
+	for i := range kv {
+		if kv[i][0] == key {
+			kv[i][1] = v
+			return kv
+		}
+	}
+	return append(kv, [2]string{key, v})
 }
 
 // status decides the row's email status from the columns its CRM uses.
@@ -376,6 +398,8 @@ type importState struct {
 	contacts   map[string]*Contact // by email hash
 	current    map[int64]string    // email consent action by contact id
 	suppressed map[string]bool     // email hashes suppressed for email
+	now        string              // the transaction's time, formatted
+	buf        []byte              // scratch for canonical event JSON
 }
 
 // applyImportBatch writes normalised rows in file order: each contact, then
@@ -385,6 +409,7 @@ func (tx *Tx) applyImportBatch(rows []importRow) error {
 	if err != nil {
 		return err
 	}
+	st.now = FormatTime(tx.Now)
 	// Everything the batch reads back is in st, so new rows can be
 	// gathered and written many per statement.
 	tx.bulkMode = true
@@ -394,7 +419,14 @@ func (tx *Tx) applyImportBatch(rows []importRow) error {
 		if r.reject != "" {
 			continue
 		}
-		c, outcome, err := tx.upsertKnown(r.contact, r.emailHash, st.contacts[r.emailHash])
+		var c Contact
+		var outcome string
+		if old := st.contacts[r.emailHash]; old == nil {
+			c, outcome = r.prepared.contact, Created
+			c.ID, err = tx.insertPreparedContact(&r.prepared, r.emailHash, st.now)
+		} else {
+			c, outcome, err = tx.upsertKnown(r.contact, r.emailHash, old)
+		}
 		if err == ErrErased {
 			r.reject = "this address was erased (right to erasure); it is kept only on the suppression list and is not imported again"
 			continue
@@ -518,8 +550,9 @@ func (tx *Tx) applyImportedConsent(id int64, r *importRow, st *importState) erro
 	event := func(action string) error {
 		r.events++
 		st.current[id] = action
-		return tx.AppendEvent(&Event{ContactID: id, Channel: ChannelEmail, Action: action, At: ic.at,
-			Method: ic.method, Evidence: ic.evidence, encodedEvidence: ic.encoded})
+		var err error
+		st.buf, err = tx.appendImportedEvent(id, action, &ic, st.now, st.buf)
+		return err
 	}
 	cur := st.current[id]
 	switch ic.status {

@@ -1,0 +1,164 @@
+package crm
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// The importer's own write path for new contacts and their email consent
+// events. It writes exactly what upsertKnown/insertContact and AppendEvent
+// write (same rows, same digests: consent verify recomputes them with
+// canonical), but everything that does not depend on the writer's state is
+// prepared by the workers: the phone hash, the tags and attributes JSON and
+// the tail of each event's canonical JSON. The writer then only fills in the
+// ids and times and chains the hashes. This took the writer's Go work per
+// imported row from ~12 µs (reflection-based json.Marshal of the canonical
+// form, two HMACs) to ~3 µs.
+
+// preparedContact is a new contact as the writer would build it from the
+// row (mergeInput into an empty contact), with its encoded columns.
+type preparedContact struct {
+	contact   Contact
+	tags      string
+	attrs     string
+	phoneHash string
+}
+
+// prepareContact runs on a worker: what insertContact would compute for a
+// row that creates its contact.
+func prepareContact(in ContactInput, hashPhone func(string) string) preparedContact {
+	c := Contact{Email: in.Email}
+	mergeInput(&c, in)
+	tags, attrs := encodeTagsAttrs(c)
+	return preparedContact{contact: c, tags: tags, attrs: attrs, phoneHash: hashPhone(c.Phone)}
+}
+
+// eventTail is the canonical JSON of an imported event from "method" to the
+// end: the fields that the worker knows (an imported event has no IP, user
+// agent, campaign, invitation or statement of its own; those are in its
+// evidence).
+func eventTail(method string, evidence json.RawMessage) []byte {
+	b := make([]byte, 0, 160+len(evidence))
+	b = append(b, `"method":`...)
+	b = appendJSONString(b, method)
+	b = append(b, `,"ip":"","user_agent":"","campaign":"","invitation_id":0,"evidence":`...)
+	b = append(b, evidence...)
+	b = append(b, `,"statement_version":"","statement_sha256":""}`...)
+	return b
+}
+
+// appendJSONString appends s as encoding/json encodes a string (with its
+// default HTML escaping). Plain printable ASCII is copied; anything else is
+// left to encoding/json itself, so the bytes are always the same as
+// json.Marshal's.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// encodeEvidence is evidenceJSON for the importer's evidence, given as
+// key/value pairs with unique keys: the same bytes (keys sorted, strings
+// encoded as encoding/json does) without a map or reflection.
+func encodeEvidence(kv [][2]string) json.RawMessage {
+	if len(kv) == 0 {
+		return json.RawMessage("{}")
+	}
+	// Insertion sort: a dozen keys at most.
+	for i := 1; i < len(kv); i++ {
+		for j := i; j > 0 && kv[j][0] < kv[j-1][0]; j-- {
+			kv[j], kv[j-1] = kv[j-1], kv[j]
+		}
+	}
+	n := 2
+	for _, p := range kv {
+		n += len(p[0]) + len(p[1]) + 6
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, p := range kv {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, p[0])
+		b = append(b, ':')
+		b = appendJSONString(b, p[1])
+	}
+	return append(b, '}')
+}
+
+// insertPreparedContact is insertContact's bulk path for a contact the
+// worker prepared; it returns the new id.
+func (tx *Tx) insertPreparedContact(p *preparedContact, emailHash, now string) (int64, error) {
+	const insert = `INSERT INTO contacts (id, email, email_hash, first_name, last_name, phone_e164, phone_raw, phone_hash,
+		country, language, tags, attributes, source, external_id, created_at, updated_at)`
+	if tx.nextContactID == 0 {
+		if err := tx.QueryRow(`SELECT coalesce(max(id), 0) + 1 FROM contacts`).Scan(&tx.nextContactID); err != nil {
+			return 0, err
+		}
+	}
+	id := tx.nextContactID
+	tx.nextContactID++
+	c := &p.contact
+	err := tx.bulkAdd(tx.bulk(insert, "", 16, rankContacts), id, c.Email, emailHash, c.FirstName, c.LastName, c.Phone,
+		c.PhoneRaw, p.phoneHash, c.Country, c.Language, p.tags, p.attrs, c.Source, c.ExternalID, now, now)
+	return id, err
+}
+
+// appendImportedEvent is AppendEvent's bulk path for an imported email
+// consent event whose canonical tail the worker encoded. buf is scratch
+// space, returned for reuse.
+func (tx *Tx) appendImportedEvent(contactID int64, action string, ic *importedConsent, now string, buf []byte) ([]byte, error) {
+	if err := tx.loadHead(); err != nil {
+		return buf, err
+	}
+	at := ic.at
+	if at.IsZero() {
+		at = tx.Now
+	}
+	atText := FormatTime(at)
+	id := tx.head.id + 1
+	prev := tx.head.hash
+
+	// canonical(e), field by field in the order of its struct.
+	b := append(buf[:0], `{"id":`...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, `,"contact_id":`...)
+	b = strconv.AppendInt(b, contactID, 10)
+	b = append(b, `,"channel":"email","action":`...)
+	b = appendJSONString(b, action)
+	b = append(b, `,"at":"`...)
+	b = append(b, atText...)
+	b = append(b, `","recorded_at":"`...)
+	b = append(b, now...)
+	b = append(b, `",`...)
+	b = append(b, ic.tail...)
+	sum := sha256.Sum256(b)
+	digest := hex.EncodeToString(sum[:])
+	hash := chainHash(prev, digest)
+
+	const insertEvent = `INSERT INTO consent_events (id, contact_id, channel, action, at, recorded_at, method, ip,
+		user_agent, campaign, invitation_id, evidence, statement_version, statement_sha256, digest, prev_hash, hash)`
+	const insertCurrent = `INSERT INTO consent_current (contact_id, channel, action, event_id, at)`
+	const onConflict = `ON CONFLICT (contact_id, channel) DO UPDATE SET action = excluded.action, event_id = excluded.event_id, at = excluded.at`
+	if err := tx.bulkAdd(tx.bulk(insertEvent, "", 17, rankEvents), id, contactID, ChannelEmail, action, atText, now,
+		ic.method, "", "", "", int64(0), ic.evidenceText, "", "", digest, prev, hash); err != nil {
+		return b, fmt.Errorf("append consent event: %w", err)
+	}
+	if err := tx.bulkAdd(tx.bulk(insertCurrent, onConflict, 5, rankCurrent), contactID, ChannelEmail, action, id, atText); err != nil {
+		return b, fmt.Errorf("update current consent: %w", err)
+	}
+	tx.head.id, tx.head.hash, tx.head.dirty = id, hash, true
+	return b, nil
+}
