@@ -222,7 +222,8 @@ func (s *Server) statementByHash(ctx context.Context, version, sha string) (crm.
 
 // decisionStateSQL re-reads, inside the writing transaction, everything
 // that decides whether an answer may be recorded: another request (or an
-// erasure, a complaint) may have come in since the page was read.
+// erasure, a complaint) may have come in since the page was read. Only the
+// slow path runs it (see claimSQL).
 const decisionStateSQL = `SELECT i.response, i.expires_at, k.erased_at IS NOT NULL, k.phone_e164,
 	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel <> 'email'),
 	EXISTS (SELECT 1 FROM suppressions s WHERE s.phone_hash <> ''
@@ -231,66 +232,85 @@ const decisionStateSQL = `SELECT i.response, i.expires_at, k.erased_at IS NOT NU
 FROM invitations i JOIN contacts k ON k.id = i.contact_id
 WHERE i.id = ?`
 
+// claimSQL closes the invitation only if what the handler read from the
+// read pool still holds: the same response (one that differs from this
+// answer, so the answer is no repeat), the contact not erased and with the
+// same stored number, and, for a confirmation, no suppression of its email
+// or of the number to be used. Exactly then decisionStateSQL would say
+// "recorded", so one UPDATE whose row count says whether this request won
+// replaces a read of five tables in the one writer. When it changes no
+// row, the slow path re-reads the state and says why. The number is bound
+// as CAST(?5 AS TEXT) so that the statement is not re-prepared on every
+// binding (see loadInvitationSQL).
+const claimSQL = `UPDATE invitations SET response = ?1, responded_at = ?2
+WHERE id = ?3 AND response = ?4 AND EXISTS (SELECT 1 FROM contacts k
+	WHERE k.id = invitations.contact_id AND k.erased_at IS NULL AND k.phone_e164 = CAST(?5 AS TEXT)
+	AND (?6 = 0 OR (
+		NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel <> 'email')
+		AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.phone_hash <> ''
+			AND s.phone_hash = (CASE WHEN ?7 <> '' THEN ?7 ELSE k.phone_hash END) AND s.channel <> 'email'))))`
+
 // recordDecision writes a decision in one transaction: the consent event,
 // the interests and number (on a confirmation) and the invitation's
 // response. Repeating the same answer changes nothing.
+//
+// Everything that does not depend on the writer's state (the event and its
+// evidence JSON, the phone's hash) is prepared here, before queueing for
+// the one writer that bounds the page's throughput.
 func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision) (outcome, error) {
+	confirm := d.action == crm.ActionConfirmed
+	ev := &crm.Event{
+		ContactID:        inv.ContactID,
+		Channel:          crm.ChannelWhatsApp,
+		Action:           d.action,
+		Method:           MethodConfirmPage,
+		IP:               d.ip,
+		UserAgent:        d.ua,
+		Campaign:         inv.Campaign,
+		InvitationID:     inv.ID,
+		StatementVersion: d.statement.Version,
+		StatementSHA256:  d.statement.SHA256,
+		Evidence:         map[string]string{"page_language": d.lang, "statement_language": d.statement.Language},
+	}
+	if confirm {
+		ev.Evidence["interests"] = strings.Join(d.interests, ",")
+	}
+	ev.EncodeEvidence()
+	hash := s.st.HashPhone(d.phone)
+	// The claim can only succeed where the page's read predicts "recorded";
+	// anything else goes straight to the slow path.
+	claim := inv.Response != d.action && !inv.Erased && !(confirm && d.phone == "" && inv.Phone == "")
 	var out outcome
 	err := s.write(ctx, func(tx *crm.Tx) error {
-		var response, expires, stored, current string
-		var erased, isBlocked, isPhoneBlocked bool
-		hash := s.st.HashPhone(d.phone)
-		err := tx.QueryRowCached(decisionStateSQL, hash, hash, inv.ID).Scan(&response, &expires, &erased, &stored,
-			&isBlocked, &isPhoneBlocked, &current)
-		if errors.Is(err, sql.ErrNoRows) {
-			out = gone
-			return nil
+		out = recorded
+		stored, won := inv.Phone, false
+		if claim && !inv.expired(tx.Now) {
+			res, err := tx.ExecCached(claimSQL, d.action, crm.FormatTime(tx.Now), inv.ID, inv.Response, inv.Phone,
+				confirm, hash)
+			if err != nil {
+				return fmt.Errorf("close invitation %d: %w", inv.ID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			won = n == 1
 		}
-		if err != nil {
-			return fmt.Errorf("read invitation %d: %w", inv.ID, err)
-		}
-		exp, _ := crm.ParseTime(expires)
-		confirm := d.action == crm.ActionConfirmed
-		switch {
-		case erased:
-			out = gone
-		case !exp.IsZero() && !tx.Now.Before(exp):
-			out = expired
-		case isBlocked && confirm:
-			out = blocked
-		case isPhoneBlocked && confirm:
-			out = phoneBlocked
-		case confirm && d.phone == "" && stored == "":
-			out = phoneMissing
-		case response == d.action && current == d.action:
-			out = repeated
-		default:
-			out = recorded
-		}
-		if out != recorded {
-			return nil
-		}
-		ev := &crm.Event{
-			ContactID:        inv.ContactID,
-			Channel:          crm.ChannelWhatsApp,
-			Action:           d.action,
-			Method:           MethodConfirmPage,
-			IP:               d.ip,
-			UserAgent:        d.ua,
-			Campaign:         inv.Campaign,
-			InvitationID:     inv.ID,
-			StatementVersion: d.statement.Version,
-			StatementSHA256:  d.statement.SHA256,
-			Evidence:         map[string]string{"page_language": d.lang, "statement_language": d.statement.Language},
-		}
-		if confirm {
-			ev.Evidence["interests"] = strings.Join(d.interests, ",")
+		if !won {
+			var err error
+			if out, stored, err = decisionState(tx, inv, d, hash); err != nil || out != recorded {
+				return err
+			}
+			if _, err := tx.ExecCached(`UPDATE invitations SET response = ?, responded_at = ? WHERE id = ?`,
+				d.action, crm.FormatTime(tx.Now), inv.ID); err != nil {
+				return fmt.Errorf("close invitation %d: %w", inv.ID, err)
+			}
 		}
 		if err := tx.AppendEvent(ev); err != nil {
 			return err
 		}
 		if confirm {
-			if err := tx.SetInterests(inv.ContactID, d.interests); err != nil {
+			if err := tx.SetInterestsOneInsert(inv.ContactID, d.interests); err != nil {
 				return fmt.Errorf("set interests: %w", err)
 			}
 			if d.phone != "" && d.phone != stored {
@@ -299,9 +319,40 @@ func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision
 				}
 			}
 		}
-		_, err = tx.ExecCached(`UPDATE invitations SET response = ?, responded_at = ? WHERE id = ?`,
-			d.action, crm.FormatTime(tx.Now), inv.ID)
-		return err
+		return nil
 	})
 	return out, err
+}
+
+// decisionState is the slow path of recordDecision: it reads the state in
+// the writing transaction and says whether the answer is to be recorded
+// (and the contact's stored number), or why not.
+func decisionState(tx *crm.Tx, inv *invitation, d decision, phoneHash string) (outcome, string, error) {
+	var response, expires, stored, current string
+	var erased, isBlocked, isPhoneBlocked bool
+	err := tx.QueryRowCached(decisionStateSQL, phoneHash, phoneHash, inv.ID).Scan(&response, &expires, &erased, &stored,
+		&isBlocked, &isPhoneBlocked, &current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return gone, "", nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("read invitation %d: %w", inv.ID, err)
+	}
+	exp, _ := crm.ParseTime(expires)
+	confirm := d.action == crm.ActionConfirmed
+	switch {
+	case erased:
+		return gone, stored, nil
+	case !exp.IsZero() && !tx.Now.Before(exp):
+		return expired, stored, nil
+	case isBlocked && confirm:
+		return blocked, stored, nil
+	case isPhoneBlocked && confirm:
+		return phoneBlocked, stored, nil
+	case confirm && d.phone == "" && stored == "":
+		return phoneMissing, stored, nil
+	case response == d.action && current == d.action:
+		return repeated, stored, nil
+	}
+	return recorded, stored, nil
 }

