@@ -63,7 +63,7 @@ func validToken(t string) bool {
 //
 // The token is bound as CAST(? AS TEXT), not a bare ?: in a join, SQLite
 // (3.54) compares a bare parameter with the partial indexes' conditions
-// (phone_hash <> ”), and a statement that did so is re-prepared on every
+// (phone_hash is not empty), and a statement that did so is re-prepared on every
 // new binding. The plan is the same; the cast keeps the statement
 // prepared, and one load fell from ~80 to ~18 µs of CPU.
 const loadInvitationSQL = `SELECT i.id, i.campaign_id, i.contact_id, i.expires_at, i.response, i.responded_at,
