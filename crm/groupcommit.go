@@ -37,6 +37,14 @@ type GroupCommit struct {
 	batches atomic.Int64
 	calls   atomic.Int64
 
+	// stmts are the statements the batches ran, prepared once on the
+	// store's write connection and handed to each batch's transaction
+	// (database/sql reuses a statement already prepared on the
+	// transaction's connection): preparing them anew for every batch cost
+	// ~11% of the confirmation server's CPU. Only the writer goroutine
+	// touches it.
+	stmts map[string]*sql.Stmt
+
 	stopCheckpoints func() // nil: inline checkpoints
 }
 
@@ -78,6 +86,7 @@ func (s *Store) NewGroupCommit(opt GroupCommitOptions) *GroupCommit {
 		wait:  opt.MaxWait,
 		reqs:  make(chan *groupCall, opt.MaxBatch),
 		done:  make(chan struct{}),
+		stmts: map[string]*sql.Stmt{},
 	}
 	if !opt.InlineCheckpoints {
 		g.stopCheckpoints = s.BackgroundCheckpoints()
@@ -143,6 +152,11 @@ func (g *GroupCommit) Stats() GroupCommitStats {
 
 func (g *GroupCommit) loop() {
 	defer close(g.done)
+	defer func() {
+		for _, st := range g.stmts {
+			st.Close()
+		}
+	}()
 	batch := make([]*groupCall, 0, g.max)
 	for {
 		first, ok := <-g.reqs
@@ -220,7 +234,11 @@ func (g *GroupCommit) run(batch []*groupCall) {
 		return
 	}
 	defer sqlTx.Rollback()
-	tx := &Tx{Tx: sqlTx, store: s}
+	tx := &Tx{Tx: sqlTx, store: s, stmts: make(map[string]*sql.Stmt, len(g.stmts))}
+	for q, st := range g.stmts {
+		tx.stmts[q] = sqlTx.Stmt(st)
+	}
+	defer g.keepStatements(tx)
 	for i, c := range batch {
 		if err := c.ctx.Err(); err != nil {
 			results[i] = err
@@ -263,6 +281,27 @@ func (g *GroupCommit) run(batch []*groupCall) {
 		return
 	}
 	answer()
+}
+
+// maxCachedStatements bounds the statements kept across batches (a
+// multi-row insert has one text per row count).
+const maxCachedStatements = 64
+
+// keepStatements prepares, on the write connection, the statements tx
+// prepared that the cache lacks, so that later batches need not. It runs
+// after tx has ended; a statement that fails to prepare is simply not kept.
+func (g *GroupCommit) keepStatements(tx *Tx) {
+	for q := range tx.stmts {
+		if len(g.stmts) >= maxCachedStatements {
+			return
+		}
+		if _, ok := g.stmts[q]; ok {
+			continue
+		}
+		if st, err := g.store.write.Prepare(q); err == nil {
+			g.stmts[q] = st
+		}
+	}
 }
 
 // callSafely turns a panic in fn into an error for its caller alone, so

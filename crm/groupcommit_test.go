@@ -271,3 +271,49 @@ func BenchmarkGroupCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestGroupCommitKeepsStatementsAcrossBatches: a statement prepared in one
+// batch is prepared once on the write connection and reused by later
+// batches; one that fails to prepare reports its error and is not kept, and
+// the cache stays bounded.
+func TestGroupCommitKeepsStatementsAcrossBatches(t *testing.T) {
+	ctx := context.Background()
+	st := openGroupTestStore(t)
+	ids := seedGroupContacts(t, st, 3)
+	g := st.NewGroupCommit(GroupCommitOptions{})
+	defer g.Close()
+	for i := range 3 {
+		err := g.Update(ctx, func(tx *Tx) error {
+			_, err := tx.ExecCached(`UPDATE contacts SET first_name = ? WHERE id = ?`, fmt.Sprint("n", i), ids[0])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Update(ctx, func(tx *Tx) error {
+		_, err := tx.ExecCached(`UPDATE no_such_table SET x = 1`)
+		return err
+	}); err == nil {
+		t.Fatal("a bad statement succeeded")
+	}
+	for i := range maxCachedStatements + 10 {
+		if err := g.Update(ctx, func(tx *Tx) error {
+			_, err := tx.ExecCached(fmt.Sprintf(`UPDATE contacts SET last_name = 'x%d' WHERE id = ?`, i), ids[1])
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.Close() // the writer is done: its cache may be read
+	if len(g.stmts) != maxCachedStatements {
+		t.Errorf("%d statements kept, want the bound %d", len(g.stmts), maxCachedStatements)
+	}
+	if _, ok := g.stmts[`UPDATE contacts SET first_name = ? WHERE id = ?`]; !ok {
+		t.Error("the repeated statement was not kept")
+	}
+	c, err := st.ContactByID(ctx, ids[0])
+	if err != nil || c.FirstName != "n2" {
+		t.Errorf("contact after three batches: %+v %v", c, err)
+	}
+}
