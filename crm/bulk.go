@@ -44,9 +44,8 @@ const (
 
 // bulk returns the transaction's inserter for a table, creating it.
 func (tx *Tx) bulk(prefix, suffix string, cols, rank int) *bulkInsert {
-	key := prefix + suffix
 	for _, b := range tx.bulks {
-		if b.prefix+b.suffix == key {
+		if b.prefix == prefix && b.suffix == suffix {
 			return b
 		}
 	}

@@ -32,6 +32,11 @@ type ImportOptions struct {
 	// Workers normalise rows (phones are the costly part) beside the writer;
 	// default GOMAXPROCS.
 	Workers int
+
+	// deferIndexMin is the input size (bytes) from which a first import
+	// builds the phone-hash index at the end; 0 means 16 MiB (~100,000
+	// rows), below which the index is not worth two extra commits.
+	deferIndexMin int64
 }
 
 // Reject is one row that was not imported, with why.
@@ -97,6 +102,36 @@ func (s *Store) Import(ctx context.Context, paths []string, opts ImportOptions) 
 	// Checkpoints of the large WAL an import writes run beside it, not
 	// inside its commits.
 	defer s.BackgroundCheckpoints()()
+	// A large first import builds the phone-hash index at the end
+	// (import_index.go).
+	restore := func() error { return nil }
+	if opts.deferIndexMin <= 0 {
+		opts.deferIndexMin = 16 << 20
+	}
+	var size int64
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			size += fi.Size()
+		}
+	}
+	if size >= opts.deferIndexMin {
+		var err error
+		if restore, err = s.deferIndexForImport(ctx); err != nil {
+			return sum, err
+		}
+	}
+	sum, err := s.importFiles(ctx, paths, opts, sum)
+	if rerr := restore(); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return sum, err
+	}
+	err = s.read.QueryRowContext(ctx, `SELECT count(*) FROM invite_eligible`).Scan(&sum.Eligible)
+	return sum, err
+}
+
+func (s *Store) importFiles(ctx context.Context, paths []string, opts ImportOptions, sum ImportSummary) (ImportSummary, error) {
 	for _, p := range paths {
 		if strings.EqualFold(filepath.Ext(p), ".zip") {
 			if err := s.importZip(ctx, p, opts, &sum); err != nil {
@@ -115,8 +150,7 @@ func (s *Store) Import(ctx context.Context, paths []string, opts ImportOptions) 
 			return sum, fmt.Errorf("%s: %w", p, err)
 		}
 	}
-	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM invite_eligible`).Scan(&sum.Eligible)
-	return sum, err
+	return sum, nil
 }
 
 func (s *Store) importZip(ctx context.Context, path string, opts ImportOptions, sum *ImportSummary) error {

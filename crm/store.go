@@ -95,6 +95,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open database %s: %w (check the path exists and is writable, or pass --db)", path, err)
 	}
 	s := &Store{Path: path, Now: time.Now, write: w}
+	// An import whose process died may have left an index to build (see
+	// crm/import_index.go); build it before anything (a migration) relies on it.
+	if err := s.restoreDeferredIndex(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
