@@ -29,7 +29,7 @@ type GroupCommit struct {
 	max   int
 	wait  time.Duration
 
-	mu     sync.RWMutex // guards closed against sends on a closed reqs
+	mu     sync.RWMutex // guards closed against sends on a closed reqs, and restoreTempStore
 	closed bool
 	reqs   chan *groupCall
 	done   chan struct{}
@@ -45,7 +45,8 @@ type GroupCommit struct {
 	// touches it.
 	stmts map[string]*sql.Stmt
 
-	stopCheckpoints func() // nil: inline checkpoints
+	stopCheckpoints  func() // nil: inline checkpoints
+	restoreTempStore bool   // set temp_store back to DEFAULT on Close
 }
 
 // GroupCommitOptions tune a GroupCommit. The zero value works.
@@ -91,6 +92,16 @@ func (s *Store) NewGroupCommit(opt GroupCommitOptions) *GroupCommit {
 	if !opt.InlineCheckpoints {
 		g.stopCheckpoints = s.BackgroundCheckpoints()
 	}
+	// Each call's savepoint keeps the pages it changes in a statement
+	// journal. SQLite moves that journal to a temporary file once a call
+	// changes more than 64 KiB, and keeps writing the file (a syscall per
+	// page) for the rest of the batch; in memory it costs a copy. A call's
+	// pages are few and the journal is emptied after every call, so memory
+	// is bounded by the largest call. Under the confirmation load the file
+	// writes were ~5% of the server's CPU. Close restores the default.
+	if _, err := s.write.Exec(`PRAGMA temp_store = MEMORY`); err == nil {
+		g.restoreTempStore = true
+	}
 	go g.loop()
 	return g
 }
@@ -135,6 +146,12 @@ func (g *GroupCommit) Close() error {
 	if g.stopCheckpoints != nil {
 		g.stopCheckpoints()
 	}
+	g.mu.Lock()
+	if g.restoreTempStore {
+		g.restoreTempStore = false
+		g.store.write.Exec(`PRAGMA temp_store = DEFAULT`)
+	}
+	g.mu.Unlock()
 	return nil
 }
 

@@ -7,9 +7,20 @@ import "strings"
 // confirmation page's group-commit writer, where every statement is a cgo
 // round trip on the one writer connection that bounds throughput. The
 // result is the same as SetInterests.
+//
+// The DELETE runs only when the contact has interests: a first answer has
+// none, and SQLite runs that DELETE through a temporary table that costs
+// more than the lookup.
 func (tx *Tx) SetInterestsOneInsert(contactID int64, interests []string) error {
-	if _, err := tx.exec(`DELETE FROM contact_interests WHERE contact_id = ?`, contactID); err != nil {
+	var has int
+	err := tx.row(`SELECT count(*) FROM (SELECT 1 FROM contact_interests WHERE contact_id = ? LIMIT 1)`, contactID).Scan(&has)
+	if err != nil {
 		return err
+	}
+	if has > 0 {
+		if _, err := tx.exec(`DELETE FROM contact_interests WHERE contact_id = ?`, contactID); err != nil {
+			return err
+		}
 	}
 	if len(interests) == 0 {
 		return nil
@@ -27,7 +38,7 @@ func (tx *Tx) SetInterestsOneInsert(contactID int64, interests []string) error {
 	}
 	// The statement text depends only on the count, so the transaction's
 	// cache holds one statement per count seen.
-	_, err := tx.exec(q.String(), args...)
+	_, err = tx.exec(q.String(), args...)
 	return err
 }
 

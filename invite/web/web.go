@@ -95,6 +95,7 @@ type Server struct {
 	loadStmt   *sql.Stmt // loadInvitationSQL on the read pool; nil: unprepared
 	mu         sync.Mutex
 	statements map[string]crm.Statement
+	settings   map[int64]parsedSettings // by campaign id
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -125,6 +126,7 @@ func New(st *crm.Store, opt Options) *Server {
 		log:     opt.Logger,
 
 		statements: map[string]crm.Statement{},
+		settings:   map[int64]parsedSettings{},
 	}
 	s.css, _ = assets.ReadFile("static/style.css")
 	// Every page runs this query; parse it once per connection. Should it
