@@ -245,7 +245,8 @@ type VerifyResult struct {
 // its content (redacted events excepted: erasure removed their personal
 // evidence but kept the digest), that each links to the one before, that the
 // ids run without gaps, that the stored chain head matches the newest event,
-// and that the current-state projection agrees with the ledger. It names the
+// that the current-state projection agrees with the ledger, and that the
+// WhatsApp audience segments read agrees with its definition. It names the
 // first bad event.
 func (s *Store) Verify(ctx context.Context) (VerifyResult, error) {
 	var res VerifyResult
@@ -309,6 +310,15 @@ func (s *Store) Verify(ctx context.Context) (VerifyResult, error) {
 			fail(id, "the current consent state disagrees with the ledger at event %d", id)
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return res, err
+		}
+	}
+	if res.Problem == "" {
+		id, err := verifyAudience(ctx, s.read)
+		if err != nil {
+			return res, err
+		}
+		if id != 0 {
+			res.Problem = fmt.Sprintf("the WhatsApp audience that segments read disagrees with the ledger, contacts and suppressions at contact %d: the table whatsapp_audience was changed by hand", id)
 		}
 	}
 	res.OK = res.Problem == ""

@@ -117,11 +117,11 @@ const (
 // fieldSpec is where a field comes from: a SQL expression over the aliases
 // of baseFrom (with its parameters), or a form of the phone number.
 type fieldSpec struct {
-	sql   string
-	args  []any
-	kind  valueKind
-	event bool // reads e (the consent event)
-	phone phoneForm
+	sql     string
+	args    []any
+	kind    valueKind
+	contact bool // reads c (the contact row; whatsapp_audience has the rest)
+	phone   phoneForm
 }
 
 // unitSep separates list items in SQL results; no interest or tag holds it.
@@ -138,31 +138,27 @@ func FieldNames() []string {
 // field resolves a field name.
 func field(name string) (fieldSpec, error) {
 	switch name {
-	case "phone_e164", "first_name", "last_name", "language", "country", "source", "external_id":
-		return fieldSpec{sql: "c." + name}, nil
+	case "phone_e164", "first_name", "last_name", "language", "country", "source", "campaign", "opted_in_at":
+		return fieldSpec{sql: "o." + name}, nil
+	case "external_id":
+		return fieldSpec{sql: "c.external_id", contact: true}, nil
 	case "full_name":
-		return fieldSpec{sql: "trim(c.first_name || ' ' || c.last_name)"}, nil
+		return fieldSpec{sql: "trim(o.first_name || ' ' || o.last_name)"}, nil
 	case "email":
-		return fieldSpec{sql: "coalesce(c.email, '')"}, nil
+		return fieldSpec{sql: "coalesce(c.email, '')", contact: true}, nil
 	case "interests":
-		// The primary key (contact_id, interest) makes this a range read
-		// that yields the interests in order; an ORDER BY inside
-		// group_concat would add a sorter per row (a third of the export
-		// time at 1M contacts) to sort what is already sorted.
-		return fieldSpec{sql: "coalesce((SELECT group_concat(ci.interest, char(31)) FROM contact_interests ci WHERE ci.contact_id = o.contact_id), '')", kind: kindList}, nil
+		// Kept in order, char(31)-separated, by the triggers that maintain
+		// whatsapp_audience.
+		return fieldSpec{sql: "o.interests", kind: kindList}, nil
 	case "tags":
 		// Most contacts have no tags: skip json_each for them.
-		return fieldSpec{sql: "CASE WHEN c.tags = '[]' THEN '' ELSE coalesce((SELECT group_concat(t.value, char(31)) FROM json_each(c.tags) t), '') END", kind: kindList}, nil
+		return fieldSpec{sql: "CASE WHEN o.tags = '[]' THEN '' ELSE coalesce((SELECT group_concat(t.value, char(31)) FROM json_each(o.tags) t), '') END", kind: kindList}, nil
 	case "attributes":
-		return fieldSpec{sql: "c.attributes", kind: kindJSON}, nil
-	case "opted_in_at":
-		return fieldSpec{sql: "o.opted_in_at"}, nil
+		return fieldSpec{sql: "c.attributes", kind: kindJSON, contact: true}, nil
 	case "consent_statement_sha256":
-		return fieldSpec{sql: "e.statement_sha256", event: true}, nil
+		return fieldSpec{sql: "o.statement_sha256"}, nil
 	case "consent_statement_version":
-		return fieldSpec{sql: "e.statement_version", event: true}, nil
-	case "campaign":
-		return fieldSpec{sql: "e.campaign", event: true}, nil
+		return fieldSpec{sql: "o.statement_version"}, nil
 	case "consent_event_id":
 		return fieldSpec{sql: "o.consent_event_id", kind: kindInt}, nil
 	case "contact_id":
@@ -180,7 +176,7 @@ func field(name string) (fieldSpec, error) {
 		return fieldSpec{kind: kindConst}, nil
 	}
 	if key, ok := strings.CutPrefix(name, "attr."); ok && key != "" {
-		return fieldSpec{sql: "coalesce((SELECT a.value FROM json_each(c.attributes) a WHERE a.key = ?), '')", args: []any{key}}, nil
+		return fieldSpec{sql: "coalesce((SELECT a.value FROM json_each(c.attributes) a WHERE a.key = ?), '')", args: []any{key}, contact: true}, nil
 	}
 	return fieldSpec{}, fmt.Errorf("unknown column %q: use %s or attr.NAME", name, strings.Join(FieldNames(), ", "))
 }

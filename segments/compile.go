@@ -7,27 +7,29 @@ import (
 	"github.com/repermit/repermit/crm"
 )
 
-// baseFrom is the base condition every evaluation starts from: the view
-// whatsapp_optins (the one definition of who may be in a segment: current
+// baseFrom is the base condition every evaluation starts from: the table
+// whatsapp_audience, one row per person who may be in a segment (current
 // WhatsApp consent confirmed, a valid E.164 number, not erased, not
-// suppressed; see crm/migrations/0007_segments_speed.sql), joined to the
-// contact row for the fields a rule tests. The rule's condition is ANDed
-// after it; nothing a rule says can widen it. Aliases: o the opt-in, c the
-// contact, e the WhatsApp consent event (joined only when needed).
+// suppressed), with the contact and consent fields rules test and exports
+// write. Triggers keep it equal to its definition, the view
+// whatsapp_audience_rows (crm/migrations/0008_whatsapp_audience.sql), and
+// consent verify checks it. The rule's condition is ANDed after it;
+// nothing a rule says can widen it. Aliases: o the audience row, c the
+// contact row for the few fields the table does not carry (email,
+// external id, attributes), joined only when needed.
 const baseFrom = `
-FROM whatsapp_optins o
-JOIN contacts c ON c.id = o.contact_id`
+FROM whatsapp_audience o`
 
-const eventJoin = `
-JOIN consent_events e ON e.id = o.consent_event_id`
+const contactJoin = `
+JOIN contacts c ON c.id = o.contact_id`
 
 // where is a compiled rule: a SQL condition over the aliases of baseFrom
 // and its parameters. Every value of the rule is a parameter; the SQL text
 // depends only on the rule's shape.
 type where struct {
-	sql   string
-	args  []any
-	event bool // the condition reads e (the consent event)
+	sql     string
+	args    []any
+	contact bool // the condition reads c (the contact row)
 }
 
 // compile turns the rule into a condition evaluated at now (confirmed:<90d
@@ -38,14 +40,14 @@ func (r *Rule) compile(now time.Time) where {
 	}
 	c := &compiler{now: now.UTC()}
 	c.node(r.root)
-	return where{sql: c.b.String(), args: c.args, event: c.event}
+	return where{sql: c.b.String(), args: c.args, contact: c.contact}
 }
 
 type compiler struct {
-	b     strings.Builder
-	args  []any
-	event bool
-	now   time.Time
+	b       strings.Builder
+	args    []any
+	contact bool
+	now     time.Time
 }
 
 func (c *compiler) arg(v any) {
@@ -64,53 +66,10 @@ func (c *compiler) list(terms []node, op string) {
 	c.b.WriteByte(')')
 }
 
-// or compiles a disjunction. Interest terms in it become one probe of the
-// contact's interests with an IN list instead of one EXISTS each: the
-// interests of an opt-in are read once, whatever the number of
-// alternatives (interest:a OR interest:b is a common rule, and each probe
-// costs a b-tree seek per opt-in evaluated).
-func (c *compiler) or(terms []node) {
-	var interests []string
-	var rest []node
-	for _, t := range terms {
-		if m, ok := t.(*matchNode); ok && m.field == "interest" {
-			interests = append(interests, m.value)
-			continue
-		}
-		rest = append(rest, t)
-	}
-	if len(interests) < 2 {
-		c.list(terms, " OR ")
-		return
-	}
-	c.b.WriteString("(EXISTS (SELECT 1 FROM contact_interests ci WHERE ci.contact_id = o.contact_id AND ci.interest COLLATE NOCASE IN (")
-	for i, v := range interests {
-		if i > 0 {
-			c.b.WriteString(", ")
-		}
-		c.arg(v)
-	}
-	c.b.WriteString(")" + probeEarly + ")")
-	for _, t := range rest {
-		c.b.WriteString(" OR ")
-		c.node(t)
-	}
-	c.b.WriteByte(')')
-}
-
-// probeEarly ends an interests probe. LIMIT 1 changes nothing in an
-// EXISTS but keeps SQLite (3.46 and later) from turning the EXISTS into a
-// join, which its planner places after the contact and consent event
-// lookups. As a subquery on o.contact_id it runs right after the consent
-// row is read, before any contact lookup: a cheap probe of a small table
-// that spares the contact lookups and base checks of every opt-in without
-// the interest (10-15% of an export's time in BenchmarkExport1M).
-const probeEarly = " LIMIT 1"
-
 func (c *compiler) node(n node) {
 	switch n := n.(type) {
 	case *orNode:
-		c.or(n.terms)
+		c.list(n.terms, " OR ")
 	case *andNode:
 		c.list(n.terms, " AND ")
 	case *notNode:
@@ -131,38 +90,36 @@ func (c *compiler) node(n node) {
 func (c *compiler) match(n *matchNode) {
 	switch n.field {
 	case "interest":
-		c.b.WriteString("EXISTS (SELECT 1 FROM contact_interests ci WHERE ci.contact_id = o.contact_id AND ci.interest = ")
-		c.arg(n.value)
-		c.b.WriteString(" COLLATE NOCASE" + probeEarly + ")")
+		c.interest(n.value)
 	case "country":
-		c.equalNoCase("c.country", n.value)
+		c.equalNoCase("o.country", n.value)
 	case "source":
-		c.equalNoCase("c.source", n.value)
+		c.equalNoCase("o.source", n.value)
 	case "language":
 		// language:de also matches the regional tags de-AT and de_AT that
 		// CRMs export. LIKE ignores ASCII case.
-		c.b.WriteString("(c.language = ")
+		c.b.WriteString("(o.language = ")
 		c.arg(n.value)
 		c.b.WriteString(" COLLATE NOCASE")
 		if n.value != "" {
 			esc := likeEscape(n.value)
-			c.b.WriteString(` OR c.language LIKE `)
+			c.b.WriteString(` OR o.language LIKE `)
 			c.arg(esc + "-%")
-			c.b.WriteString(` ESCAPE '\' OR c.language LIKE `)
+			c.b.WriteString(` ESCAPE '\' OR o.language LIKE `)
 			c.arg(esc + `\_%`)
 			c.b.WriteString(` ESCAPE '\'`)
 		}
 		c.b.WriteByte(')')
 	case "tag":
-		c.b.WriteString("EXISTS (SELECT 1 FROM json_each(c.tags) t WHERE t.value = ")
+		c.b.WriteString("EXISTS (SELECT 1 FROM json_each(o.tags) t WHERE t.value = ")
 		c.arg(n.value)
 		c.b.WriteString(" COLLATE NOCASE)")
 	case "campaign":
-		c.event = true
-		c.equalNoCase("e.campaign", n.value)
+		c.equalNoCase("o.campaign", n.value)
 	case "attr":
 		// The attribute name is a parameter too: json_each instead of a
 		// JSON path built from user text.
+		c.contact = true
 		c.b.WriteString("EXISTS (SELECT 1 FROM json_each(c.attributes) a WHERE a.key = ")
 		c.arg(n.attr)
 		c.b.WriteString(" COLLATE NOCASE AND a.value = ")
@@ -172,6 +129,33 @@ func (c *compiler) match(n *matchNode) {
 		// The parser admits no other field; fail closed.
 		c.b.WriteString("0")
 	}
+}
+
+// interest compiles interest:value as a search of the audience row's
+// interest_keys (its interests folded to lower case between char(31)
+// separators; see crm/migrations/0008_whatsapp_audience.sql) for the
+// whole item, which ignores ASCII case as COLLATE NOCASE does. A string
+// search in the row already read costs about half a probe of
+// contact_interests per opt-in evaluated.
+func (c *compiler) interest(v string) {
+	if strings.Contains(v, unitSep) {
+		c.b.WriteString("0") // no interest holds the separator
+		return
+	}
+	c.b.WriteString("instr(o.interest_keys, ")
+	c.arg(unitSep + asciiLower(v) + unitSep)
+	c.b.WriteString(") > 0")
+}
+
+// asciiLower folds ASCII letters only, as SQLite's lower() and NOCASE do.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func likeEscape(v string) string {

@@ -146,7 +146,7 @@ type plan struct {
 	cols    []outCol
 	selects []string
 	selArgs []any
-	event   bool
+	contact bool         // a column reads c (the contact row)
 	codes   map[int]bool // country calling codes, for the phone forms
 }
 
@@ -160,7 +160,7 @@ func (p *plan) addSelect(spec fieldSpec) int {
 	}
 	p.selects = append(p.selects, spec.sql)
 	p.selArgs = append(p.selArgs, spec.args...)
-	p.event = p.event || spec.event
+	p.contact = p.contact || spec.contact
 	return len(p.selects) - 1
 }
 
@@ -330,7 +330,7 @@ func export(ctx context.Context, st *crm.Store, name string, r *Rule, opts Expor
 	// whole chunk in a temporary b-tree before the first row. The order is
 	// not part of the contract; the golden tests pin it for the plans we
 	// know.
-	q := selectFrom(strings.Join(p.selects, ", "), w, p.event) + "\n  AND o.contact_id >= ? AND o.contact_id < ?"
+	q := selectFrom(strings.Join(p.selects, ", "), w, p.contact) + "\n  AND o.contact_id >= ? AND o.contact_id < ?"
 	args := append(append([]any{}, p.selArgs...), w.args...)
 
 	var sinks []*sink
@@ -484,7 +484,7 @@ func syncDir(dir string) error {
 
 // attributeKeys lists the attribute keys present in the segment, sorted.
 func attributeKeys(ctx context.Context, tx *sql.Tx, w where) ([]string, error) {
-	q := `SELECT DISTINCT a.key FROM (` + selectFrom("c.attributes AS attributes", w, false) + `) m, json_each(m.attributes) a
+	q := `SELECT DISTINCT a.key FROM (` + selectFrom("c.attributes AS attributes", w, true) + `) m, json_each(m.attributes) a
 		ORDER BY a.key LIMIT ?`
 	rows, err := tx.QueryContext(ctx, q, append(append([]any{}, w.args...), maxAttributeColumns)...)
 	if err != nil {

@@ -209,6 +209,11 @@ func buildLedger(t *testing.T, r *rand.Rand, st *crm.Store, n int) *modelLedger 
 		if r.IntN(8) == 0 {
 			ops = append(ops, op{c, pick(r, "unsubscribe", "bounce", "complain", "stop", "erase")})
 		}
+		// Changes after the confirmation: segments read a projection of
+		// the contact that must follow them.
+		if r.IntN(3) == 0 {
+			ops = append(ops, op{c, pick(r, "rephone", "interests", "profile")})
+		}
 	}
 	r.Shuffle(len(ops), func(i, j int) { ops[i], ops[j] = ops[j], ops[i] })
 	for len(ops) > 0 {
@@ -231,6 +236,22 @@ func buildLedger(t *testing.T, r *rand.Rand, st *crm.Store, n int) *modelLedger 
 				c := o.c
 				var err error
 				switch o.kind {
+				case "rephone":
+					if !c.erased {
+						c.phone = pick(r, phones...)
+						err = tx.SetPhone(c.id, c.phone, c.phone)
+					}
+				case "interests":
+					c.interests = subset(r, "offers", "recipes", "events")
+					err = tx.SetInterests(c.id, c.interests)
+				case "profile":
+					if !c.erased {
+						c.country, c.language = pick(r, "DE", "AT", "US", ""), pick(r, "de", "en", "")
+						c.source, c.tags = pick(r, "mailchimp", "hubspot", ""), subset(r, "vip", "new")
+						tags, _ := json.Marshal(c.tags)
+						_, err = tx.Exec(`UPDATE contacts SET country = ?, language = ?, source = ?, tags = ? WHERE id = ?`,
+							c.country, c.language, c.source, string(tags), c.id)
+					}
 				case "unsubscribe":
 					_, err = tx.SuppressEmail(c.email, crm.ReasonUnsubscribed, "test") // email only: no effect
 				case "bounce":
@@ -259,6 +280,9 @@ func buildLedger(t *testing.T, r *rand.Rand, st *crm.Store, n int) *modelLedger 
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if res, err := st.Verify(ctx); err != nil || !res.OK {
+		t.Fatalf("consent verify after the random ledger: %+v %v", res, err)
 	}
 	return m
 }

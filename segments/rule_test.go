@@ -134,7 +134,7 @@ func TestCompileKeepsValuesOutOfSQL(t *testing.T) {
 	if strings.Count(a.sql, "?") != len(a.args) {
 		t.Fatalf("%d placeholders for %d args", strings.Count(a.sql, "?"), len(a.args))
 	}
-	if !a.event {
-		t.Error("a campaign condition must join the consent event")
+	if !a.contact {
+		t.Error("an attribute condition must join the contact row")
 	}
 }

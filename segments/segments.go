@@ -6,11 +6,11 @@
 //	interest:offers AND (country:DE OR country:AT) AND NOT tag:vip AND confirmed:<90d
 //
 // compiled to parameterised SQL (compile.go). The engine, never the rule,
-// supplies the base condition: every evaluation starts from the view
-// whatsapp_optins (crm/migrations/0001_core.sql, redefined for speed in
-// 0007_segments_speed.sql: current WhatsApp consent confirmed, a valid
-// E.164 number, not erased, not suppressed for WhatsApp or everywhere), so
-// a rule can only narrow it.
+// supplies the base condition: every evaluation starts from the table
+// whatsapp_audience (crm/migrations/0008_whatsapp_audience.sql: current
+// WhatsApp consent confirmed, a valid E.164 number, not erased, not
+// suppressed for WhatsApp or everywhere; kept by triggers, checked by
+// consent verify), so a rule can only narrow it.
 package segments
 
 import (
@@ -174,11 +174,12 @@ func List(ctx context.Context, st *crm.Store) ([]Summary, error) {
 	return out, nil
 }
 
-// selectFrom is SELECT <what> over the base condition narrowed by w.
-func selectFrom(what string, w where, needEvent bool) string {
+// selectFrom is SELECT <what> over the base condition narrowed by w;
+// needContact joins the contact row for what reads it.
+func selectFrom(what string, w where, needContact bool) string {
 	q := "SELECT " + what + baseFrom
-	if needEvent || w.event {
-		q += eventJoin
+	if needContact || w.contact {
+		q += contactJoin
 	}
 	return q + "\nWHERE " + w.sql
 }
@@ -279,7 +280,7 @@ func Show(ctx context.Context, st *crm.Store, name string, samples int) (Details
 		d.Interests = append(d.Interests, ic)
 	}
 	rows.Close()
-	rows, err = tx.QueryContext(ctx, selectFrom("c.country, count(*)", w, false)+` GROUP BY c.country ORDER BY count(*) DESC, c.country`, w.args...)
+	rows, err = tx.QueryContext(ctx, selectFrom("o.country, count(*)", w, false)+` GROUP BY o.country ORDER BY count(*) DESC, o.country`, w.args...)
 	if err != nil {
 		return d, fmt.Errorf("country breakdown: %w", err)
 	}
@@ -294,7 +295,7 @@ func Show(ctx context.Context, st *crm.Store, name string, samples int) (Details
 	rows.Close()
 	if samples > 0 {
 		interests, _ := field("interests")
-		rows, err = tx.QueryContext(ctx, selectFrom("c.phone_e164, c.first_name, c.country, c.language, "+interests.sql+", o.opted_in_at", w, false)+
+		rows, err = tx.QueryContext(ctx, selectFrom("o.phone_e164, o.first_name, o.country, o.language, "+interests.sql+", o.opted_in_at", w, false)+
 			` ORDER BY o.contact_id LIMIT ?`, append(w.args, samples)...)
 		if err != nil {
 			return d, fmt.Errorf("samples: %w", err)
