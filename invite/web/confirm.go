@@ -196,7 +196,8 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnprocessableEntity, "confirm", v)
 		return
 	}
-	done := &view{Lang: lang, Business: s.opt.Business, Token: token, Confirmed: d.action == crm.ActionConfirmed}
+	done := &view{Lang: lang, Business: s.opt.Business, Token: token, Confirmed: d.action == crm.ActionConfirmed,
+		Done: doneTextsFor(lang)}
 	if done.Confirmed {
 		done.Title = done.T("yes_title")
 		phone := d.phone
@@ -204,10 +205,12 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 			phone = inv.Phone
 		}
 		done.MaskedPhone = maskPhone(phone)
+		done.Text = done.T("yes_text", s.opt.Business.Name, done.MaskedPhone)
 		done.WhatsAppLink = waLink(s.opt.Business.WhatsAppNumber)
 		done.Receipt = s.opt.Receipt != nil
 	} else {
 		done.Title = done.T("no_title")
+		done.Text = done.T("no_text", s.opt.Business.Name)
 	}
 	s.render(w, http.StatusOK, "done", done)
 }
