@@ -212,7 +212,7 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 		done.Title = done.T("no_title")
 		done.Text = done.T("no_text", s.opt.Business.Name)
 	}
-	s.render(w, http.StatusOK, "done", done)
+	s.renderDone(w, done)
 }
 
 // statementByHash finds the statement of a version with the given hash.

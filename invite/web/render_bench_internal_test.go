@@ -7,20 +7,82 @@ import (
 	"github.com/repermit/repermit/crm"
 )
 
-// BenchmarkRenderDone is the success page's rendering alone (the
-// confirmation page's HTTP side).
-func BenchmarkRenderDone(b *testing.B) {
-	s := &Server{pages: parsePages(), opt: Options{Business: Business{Name: "Bakery Example", Address: "Main St 1", PrivacyURL: "https://example.com/privacy", WhatsAppNumber: "+4915123456789"}}}
-	s.opt.Receipt = &crm.ReceiptOptions{}
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		done := &view{Lang: "en", Business: s.opt.Business, Token: "abcdefghijklmnopqrstuvwxyzABCDEF", Confirmed: true, Done: doneTextsFor("en")}
-		done.Title = done.T("yes_title")
-		done.MaskedPhone = maskPhone("+4915123456678")
-		done.Text = done.T("yes_text", s.opt.Business.Name, done.MaskedPhone)
-		done.WhatsAppLink = waLink(s.opt.Business.WhatsAppNumber)
-		done.Receipt = true
-		s.render(w, 200, "done", done)
+// doneTestServer is a server with just what the success page needs.
+func doneTestServer(receipt bool) *Server {
+	s := &Server{pages: parsePages(), done: map[doneKey]*donePage{}, textEscaper: newTextEscaper(),
+		opt: Options{Business: Business{Name: "Kaffee & Co <b>", Address: "Main St 1", PrivacyURL: "https://example.com/privacy?a=1&b=2", WhatsAppNumber: "+4915123456789"}}}
+	if receipt {
+		s.opt.Receipt = &crm.ReceiptOptions{}
 	}
+	return s
+}
+
+// doneView is the success page view as confirmPost builds it.
+func doneView(s *Server, lang, token string, confirmed bool, phone string) *view {
+	v := &view{Lang: lang, Business: s.opt.Business, Token: token, Confirmed: confirmed, Done: doneTextsFor(lang)}
+	if confirmed {
+		v.Title = v.T("yes_title")
+		v.MaskedPhone = maskPhone(phone)
+		v.Text = v.T("yes_text", s.opt.Business.Name, v.MaskedPhone)
+		v.WhatsAppLink = waLink(s.opt.Business.WhatsAppNumber)
+		v.Receipt = s.opt.Receipt != nil
+	} else {
+		v.Title = v.T("no_title")
+		v.Text = v.T("no_text", s.opt.Business.Name)
+	}
+	return v
+}
+
+// TestCachedSuccessPageIsTheTemplatesPage: the success page filled in from
+// its cut copy is byte for byte what the template renders, in every
+// language and answer, with and without a receipt, for several people.
+func TestCachedSuccessPageIsTheTemplatesPage(t *testing.T) {
+	for _, receipt := range []bool{false, true} {
+		s := doneTestServer(receipt)
+		for _, lang := range []string{"en", "de"} {
+			for _, confirmed := range []bool{true, false} {
+				for _, c := range []struct{ token, phone string }{
+					{"abcdefghijklmnopqrstuvwxyzABCDEF", "+4915123456678"},
+					{"Zz-_0123456789abcdefghijklmnopqr", "+14155550123"},
+					{"short", "+447700900123"}, // not a token: rendered by the template
+				} {
+					want := httptest.NewRecorder()
+					s.render(want, 200, "done", doneView(s, lang, c.token, confirmed, c.phone))
+					got := httptest.NewRecorder()
+					s.renderDone(got, doneView(s, lang, c.token, confirmed, c.phone))
+					if got.Body.String() != want.Body.String() || got.Code != want.Code ||
+						got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
+						t.Fatalf("receipt %v %s confirmed %v %s: cached page differs:\n%s\nwant\n%s",
+							receipt, lang, confirmed, c.token, got.Body, want.Body)
+					}
+				}
+			}
+		}
+		if len(s.done) != 4 {
+			t.Errorf("%d cached pages, want 4 (two languages, two answers)", len(s.done))
+		}
+		for k, p := range s.done {
+			if p == nil {
+				t.Errorf("%+v: page could not be cut", k)
+			}
+		}
+	}
+}
+
+// BenchmarkRenderDone is the success page's rendering alone (the
+// confirmation page's HTTP side): the template, and the cut copy.
+func BenchmarkRenderDone(b *testing.B) {
+	s := doneTestServer(true)
+	b.Run("template", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.render(httptest.NewRecorder(), 200, "done", doneView(s, "en", "abcdefghijklmnopqrstuvwxyzABCDEF", true, "+4915123456678"))
+		}
+	})
+	b.Run("cut", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.renderDone(httptest.NewRecorder(), doneView(s, "en", "abcdefghijklmnopqrstuvwxyzABCDEF", true, "+4915123456678"))
+		}
+	})
 }

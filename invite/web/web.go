@@ -96,6 +96,9 @@ type Server struct {
 	mu         sync.Mutex
 	statements map[string]crm.Statement
 	settings   map[int64]parsedSettings // by campaign id
+	done       map[doneKey]*donePage    // the success page cut at its holes
+
+	textEscaper *template.Template
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -127,6 +130,9 @@ func New(st *crm.Store, opt Options) *Server {
 
 		statements: map[string]crm.Statement{},
 		settings:   map[int64]parsedSettings{},
+		done:       map[doneKey]*donePage{},
+
+		textEscaper: newTextEscaper(),
 	}
 	s.css, _ = assets.ReadFile("static/style.css")
 	// Every page runs this query; parse it once per connection. Should it
