@@ -12,8 +12,9 @@ import (
 type bulkInsert struct {
 	prefix string // "INSERT INTO t (a, b)"
 	suffix string // e.g. an ON CONFLICT clause
-	cols   int
-	rank   int // flush order: referenced tables first
+	tuple  string // one row's VALUES tuple when not all "?" (bulkWith)
+	cols   int    // the "?" per row
+	rank   int    // flush order: referenced tables first
 	vals   []any
 	full   string // the query for bulkRows rows, built once
 }
@@ -26,7 +27,10 @@ func (b *bulkInsert) query(rows int) string {
 	if rows == bulkRows && b.full != "" {
 		return b.full
 	}
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", b.cols), ",") + ")"
+	one := b.tuple
+	if one == "" {
+		one = "(" + strings.TrimSuffix(strings.Repeat("?,", b.cols), ",") + ")"
+	}
 	q := b.prefix + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", rows), ",") + " " + b.suffix
 	if rows == bulkRows {
 		b.full = q
@@ -44,12 +48,21 @@ const (
 
 // bulk returns the transaction's inserter for a table, creating it.
 func (tx *Tx) bulk(prefix, suffix string, cols, rank int) *bulkInsert {
+	return tx.bulkWith(prefix, "", suffix, rank, cols)
+}
+
+// bulkWith is bulk with a VALUES tuple of the caller's, such as
+// "(?, ?, 'email', ”, ?)": values that are the same for every row of a
+// transaction are written into the statement instead of bound once per
+// row (each bound text is a cgo call; see import_write.go). cols is the
+// number of "?" in tuple.
+func (tx *Tx) bulkWith(prefix, tuple, suffix string, rank, cols int) *bulkInsert {
 	for _, b := range tx.bulks {
-		if b.prefix == prefix && b.suffix == suffix {
+		if b.prefix == prefix && b.suffix == suffix && b.tuple == tuple {
 			return b
 		}
 	}
-	b := &bulkInsert{prefix: prefix, suffix: suffix, cols: cols, rank: rank}
+	b := &bulkInsert{prefix: prefix, tuple: tuple, suffix: suffix, cols: cols, rank: rank}
 	tx.bulks = append(tx.bulks, b)
 	slices.SortStableFunc(tx.bulks, func(x, y *bulkInsert) int { return x.rank - y.rank })
 	return b

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // A first import into an empty store builds the phone-hash index once, at
@@ -86,6 +87,18 @@ func (s *Store) restoreDeferredIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// CREATE INDEX sorts in memory up to the page cache's size, on top of
+	// the cache itself: with the import's 48 MiB cache that took a
+	// 1,000,000-row import from 140 to 185 MiB RSS. A small cache while
+	// it runs keeps both small; the sort spills to temporary files instead.
+	var cache int64
+	if err := s.write.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache); err != nil {
+		return err
+	}
+	if _, err := s.write.ExecContext(ctx, `PRAGMA cache_size = -8192`); err != nil {
+		return err
+	}
+	defer s.write.ExecContext(ctx, `PRAGMA cache_size = `+strconv.FormatInt(cache, 10))
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -40,15 +40,19 @@ func prepareContact(in ContactInput, hashPhone func(string) string) preparedCont
 // eventTail is the canonical JSON of an imported event from "method" to the
 // end: the fields that the worker knows (an imported event has no IP, user
 // agent, campaign, invitation or statement of its own; those are in its
-// evidence).
-func eventTail(method string, evidence json.RawMessage) []byte {
+// evidence). It returns the evidence too, as a part of the tail's memory
+// (one copy per row in flight, not two).
+func eventTail(method string, evidence json.RawMessage) (tail, evidenceText string) {
 	b := make([]byte, 0, 160+len(evidence))
 	b = append(b, `"method":`...)
 	b = appendJSONString(b, method)
 	b = append(b, `,"ip":"","user_agent":"","campaign":"","invitation_id":0,"evidence":`...)
+	start := len(b)
 	b = append(b, evidence...)
+	end := len(b)
 	b = append(b, `,"statement_version":"","statement_sha256":""}`...)
-	return b
+	tail = string(b)
+	return tail, tail[start:end]
 }
 
 // appendJSONString appends s as encoding/json encodes a string (with its
@@ -100,7 +104,7 @@ func encodeEvidence(kv [][2]string) json.RawMessage {
 
 // insertPreparedContact is insertContact's bulk path for a contact the
 // worker prepared; it returns the new id.
-func (tx *Tx) insertPreparedContact(p *preparedContact, emailHash, now string) (int64, error) {
+func (tx *Tx) insertPreparedContact(p *preparedContact, emailHash string, st *importState) (int64, error) {
 	const insert = `INSERT INTO contacts (id, email, email_hash, first_name, last_name, phone_e164, phone_raw, phone_hash,
 		country, language, tags, attributes, source, external_id, created_at, updated_at)`
 	if tx.nextContactID == 0 {
@@ -111,18 +115,18 @@ func (tx *Tx) insertPreparedContact(p *preparedContact, emailHash, now string) (
 	id := tx.nextContactID
 	tx.nextContactID++
 	c := &p.contact
-	err := tx.bulkAdd(tx.bulk(insert, "", 16, rankContacts), id, c.Email, emailHash, c.FirstName, c.LastName, c.Phone,
-		c.PhoneRaw, p.phoneHash, c.Country, c.Language, p.tags, p.attrs, c.Source, c.ExternalID, now, now)
+	err := tx.bulkAdd(tx.bulkWith(insert, st.contactTuple, "", rankContacts, 14), id, c.Email, emailHash, c.FirstName, c.LastName,
+		c.Phone, c.PhoneRaw, p.phoneHash, c.Country, c.Language, p.tags, p.attrs, c.Source, c.ExternalID)
 	return id, err
 }
 
 // appendImportedEvent is AppendEvent's bulk path for an imported email
-// consent event whose canonical tail the worker encoded. buf is scratch
-// space, returned for reuse.
-func (tx *Tx) appendImportedEvent(contactID int64, action string, ic *importedConsent, now string, buf []byte) ([]byte, error) {
+// consent event whose canonical tail the worker encoded.
+func (tx *Tx) appendImportedEvent(contactID int64, action string, ic *importedConsent, st *importState) error {
 	if err := tx.loadHead(); err != nil {
-		return buf, err
+		return err
 	}
+	now := st.now
 	at := ic.at
 	if at.IsZero() {
 		at = tx.Now
@@ -132,7 +136,7 @@ func (tx *Tx) appendImportedEvent(contactID int64, action string, ic *importedCo
 	prev := tx.head.hash
 
 	// canonical(e), field by field in the order of its struct.
-	b := append(buf[:0], `{"id":`...)
+	b := append(st.buf[:0], `{"id":`...)
 	b = strconv.AppendInt(b, id, 10)
 	b = append(b, `,"contact_id":`...)
 	b = strconv.AppendInt(b, contactID, 10)
@@ -144,6 +148,7 @@ func (tx *Tx) appendImportedEvent(contactID int64, action string, ic *importedCo
 	b = append(b, now...)
 	b = append(b, `",`...)
 	b = append(b, ic.tail...)
+	st.buf = b
 	sum := sha256.Sum256(b)
 	digest := hex.EncodeToString(sum[:])
 	hash := chainHash(prev, digest)
@@ -152,13 +157,26 @@ func (tx *Tx) appendImportedEvent(contactID int64, action string, ic *importedCo
 		user_agent, campaign, invitation_id, evidence, statement_version, statement_sha256, digest, prev_hash, hash)`
 	const insertCurrent = `INSERT INTO consent_current (contact_id, channel, action, event_id, at)`
 	const onConflict = `ON CONFLICT (contact_id, channel) DO UPDATE SET action = excluded.action, event_id = excluded.event_id, at = excluded.at`
-	if err := tx.bulkAdd(tx.bulk(insertEvent, "", 17, rankEvents), id, contactID, ChannelEmail, action, atText, now,
-		ic.method, "", "", "", int64(0), ic.evidenceText, "", "", digest, prev, hash); err != nil {
-		return b, fmt.Errorf("append consent event: %w", err)
+	if err := tx.bulkAdd(tx.bulkWith(insertEvent, st.eventTuple, "", rankEvents, 9), id, contactID, action, atText,
+		ic.method, ic.evidenceText, digest, prev, hash); err != nil {
+		return fmt.Errorf("append consent event: %w", err)
 	}
-	if err := tx.bulkAdd(tx.bulk(insertCurrent, onConflict, 5, rankCurrent), contactID, ChannelEmail, action, id, atText); err != nil {
-		return b, fmt.Errorf("update current consent: %w", err)
+	if err := tx.bulkAdd(tx.bulkWith(insertCurrent, "(?, 'email', ?, ?, ?)", onConflict, rankCurrent, 4), contactID, action, id, atText); err != nil {
+		return fmt.Errorf("update current consent: %w", err)
 	}
 	tx.head.id, tx.head.hash, tx.head.dirty = id, hash, true
-	return b, nil
+	return nil
+}
+
+// setNow fixes the transaction's time for a batch, and the VALUES tuples
+// that carry it: what every imported row of the transaction shares
+// (created_at, updated_at, recorded_at, the channel and the empty columns)
+// is written into the statements instead of bound per row. That is 27
+// values bound per imported row instead of 38; each bound text is a cgo
+// call (~150 ns), and database/sql converts each one first. now is
+// FormatTime's output (digits and "-:.TZ" only), safe inside quotes.
+func (st *importState) setNow(now string) {
+	st.now = now
+	st.contactTuple = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '" + now + "', '" + now + "')"
+	st.eventTuple = "(?, ?, 'email', ?, ?, '" + now + "', ?, '', '', '', 0, ?, '', '', ?, ?, ?)"
 }

@@ -44,11 +44,11 @@ type importedConsent struct {
 	status string
 	at     time.Time
 	method string
-	// evidenceText is the evidence as stored (evidenceJSON's bytes) and
-	// tail the event's canonical JSON from "method" on, both encoded by
-	// the worker.
+	// tail is the event's canonical JSON from "method" on and
+	// evidenceText the evidence as stored (evidenceJSON's bytes, a part
+	// of tail), both encoded by the worker.
 	evidenceText string
-	tail         []byte
+	tail         string
 }
 
 // normalizer turns raw CSV records of one file into importRows. It is
@@ -292,9 +292,7 @@ func (n *normalizer) consent(get func(string) string, line int) importedConsent 
 			break
 		}
 	}
-	enc := encodeEvidence(evidence)
-	ic.evidenceText = string(enc)
-	ic.tail = eventTail(ic.method, enc)
+	ic.tail, ic.evidenceText = eventTail(ic.method, encodeEvidence(evidence))
 	return ic
 }
 
@@ -426,8 +424,10 @@ type importState struct {
 	contacts   map[string]*Contact // by email hash
 	current    map[int64]string    // email consent action by contact id
 	suppressed map[string]bool     // email hashes suppressed for email
-	now        string              // the transaction's time, formatted
-	buf        []byte              // scratch for canonical event JSON
+	// The transaction's time and what carries it (setNow), and scratch
+	// space for canonical event JSON.
+	now, contactTuple, eventTuple string
+	buf                           []byte
 }
 
 // applyImportBatch writes normalised rows in file order: each contact, then
@@ -437,7 +437,7 @@ func (tx *Tx) applyImportBatch(rows []importRow) error {
 	if err != nil {
 		return err
 	}
-	st.now = FormatTime(tx.Now)
+	st.setNow(FormatTime(tx.Now))
 	// Everything the batch reads back is in st, so new rows can be
 	// gathered and written many per statement.
 	tx.bulkMode = true
@@ -451,7 +451,7 @@ func (tx *Tx) applyImportBatch(rows []importRow) error {
 		var outcome string
 		if old := st.contacts[r.emailHash]; old == nil {
 			c, outcome = r.prepared.contact, Created
-			c.ID, err = tx.insertPreparedContact(&r.prepared, r.emailHash, st.now)
+			c.ID, err = tx.insertPreparedContact(&r.prepared, r.emailHash, st)
 		} else {
 			c, outcome, err = tx.upsertKnown(r.contact, r.emailHash, old)
 		}
@@ -527,6 +527,16 @@ func (tx *Tx) loadImportState(rows []importRow) (*importState, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A store without email suppressions (every first import) needs no
+	// lookup: one probe instead of an IN query per 500 rows (~0.6 µs per
+	// row in a 100,000-row profile).
+	var anySuppressed bool
+	if err := tx.row(`SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash <> '' AND channel IN ('all', 'email'))`).Scan(&anySuppressed); err != nil {
+		return nil, err
+	}
+	if !anySuppressed {
+		return st, nil
+	}
 	err = inChunks(hashes, func(part []any, marks string) error {
 		rs, err := tx.Query(`SELECT email_hash FROM suppressions WHERE channel IN ('all', 'email') AND email_hash IN (`+marks+`)`, part...)
 		if err != nil {
@@ -578,9 +588,7 @@ func (tx *Tx) applyImportedConsent(id int64, r *importRow, st *importState) erro
 	event := func(action string) error {
 		r.events++
 		st.current[id] = action
-		var err error
-		st.buf, err = tx.appendImportedEvent(id, action, &ic, st.now, st.buf)
-		return err
+		return tx.appendImportedEvent(id, action, &ic, st)
 	}
 	cur := st.current[id]
 	switch ic.status {
