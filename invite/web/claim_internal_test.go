@@ -1,0 +1,124 @@
+package web
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/repermit/repermit/crm"
+	"github.com/repermit/repermit/invite"
+)
+
+// staleFixture is a store with one invitation, and its page as the
+// handler read it (inv) before anything below changed the state.
+func staleFixture(t *testing.T) (*Server, *crm.Store, *invitation) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := crm.Open(ctx, filepath.Join(t.TempDir(), "claim.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	token, hash := invite.NewToken()
+	err = st.Update(ctx, func(tx *crm.Tx) error {
+		if _, err := tx.SaveStatement(crm.Statement{Channel: "whatsapp", Version: "v1", Language: "en", Text: "I agree."}); err != nil {
+			return err
+		}
+		res, err := tx.Exec(`INSERT INTO campaigns (name, settings, statement_version, expiry_seconds, created_at)
+			VALUES ('c', '{"interests":[{"name":"offers"}]}', 'v1', 86400, ?)`, crm.FormatTime(tx.Now))
+		if err != nil {
+			return err
+		}
+		campaign, _ := res.LastInsertId()
+		id, _, err := tx.UpsertContact(crm.ContactInput{Email: "anna@example.com", Phone: "+4915123456678"})
+		if err != nil {
+			return err
+		}
+		if err := tx.AppendEvent(&crm.Event{ContactID: id, Channel: "email", Action: "granted", Method: "import:test"}); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO invitations (campaign_id, contact_id, token_hash, status, expires_at, created_at)
+			VALUES (?, ?, ?, 'sent', ?, ?)`, campaign, id, hash, crm.FormatTime(tx.Now.Add(time.Hour)), crm.FormatTime(tx.Now))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st, Options{})
+	t.Cleanup(func() { s.Close() })
+	inv, err := s.load(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, st, inv
+}
+
+func confirmDecision() decision {
+	return decision{action: crm.ActionConfirmed, interests: []string{"offers"}, lang: "en",
+		statement: crm.Statement{Version: "v1", SHA256: crm.StatementHash("I agree."), Language: "en"}}
+}
+
+func whatsappEvents(t *testing.T, st *crm.Store, contact int64) int {
+	t.Helper()
+	evs, err := st.Events(context.Background(), contact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Channel == crm.ChannelWhatsApp {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClaimFailsOnStateChangedSinceTheRead: the writer's one-statement
+// claim must not trust the handler's read. A complaint, an erasure or
+// another answer that landed after the read makes the claim fail, and the
+// slow path then says why, recording nothing.
+func TestClaimFailsOnStateChangedSinceTheRead(t *testing.T) {
+	ctx := context.Background()
+	t.Run("suppressed", func(t *testing.T) {
+		s, st, inv := staleFixture(t)
+		if _, err := st.Suppress(ctx, []string{"anna@example.com"}, "complained", "test"); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.recordDecision(ctx, inv, confirmDecision())
+		if err != nil || out != blocked {
+			t.Fatalf("outcome %v %v, want blocked", out, err)
+		}
+		if n := whatsappEvents(t, st, inv.ContactID); n != 0 {
+			t.Fatalf("%d WhatsApp events", n)
+		}
+	})
+	t.Run("erased", func(t *testing.T) {
+		s, st, inv := staleFixture(t)
+		if err := st.Forget(ctx, "anna@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.recordDecision(ctx, inv, confirmDecision())
+		if err != nil || out != gone {
+			t.Fatalf("outcome %v %v, want gone", out, err)
+		}
+		if n := whatsappEvents(t, st, inv.ContactID); n != 0 {
+			t.Fatalf("%d WhatsApp events", n)
+		}
+	})
+	t.Run("answered twice from one read", func(t *testing.T) {
+		s, st, inv := staleFixture(t)
+		for i, want := range []outcome{recorded, repeated, repeated} {
+			out, err := s.recordDecision(ctx, inv, confirmDecision())
+			if err != nil || out != want {
+				t.Fatalf("answer %d: outcome %v %v, want %v", i, out, err, want)
+			}
+		}
+		if n := whatsappEvents(t, st, inv.ContactID); n != 1 {
+			t.Fatalf("%d WhatsApp events, want 1", n)
+		}
+		if res, err := st.Verify(ctx); err != nil || !res.OK {
+			t.Fatalf("ledger: %+v %v", res, err)
+		}
+	})
+}
