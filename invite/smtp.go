@@ -438,7 +438,11 @@ func (sc *smtpConn) sendPipelined(m *Message, commit func() error) error {
 		replies++
 	}
 	for i := range replies {
-		_, _, err := readReply(sc.r, 250)
+		want := 250
+		if i == replies-2 {
+			want = 25 // RCPT: 251 forwards, as go-smtp accepts
+		}
+		_, _, err := readReply(sc.r, want)
 		var se *smtp.SMTPError
 		if err != nil && !errors.As(err, &se) {
 			// The connection broke: the replies are out of step.
