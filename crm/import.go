@@ -231,7 +231,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		fs.Delimiter = "tab"
 	}
 	norm := &normalizer{file: name, mapping: mapping, header: header, defaultRegion: strings.ToUpper(opts.DefaultRegion),
-		hashEmail: s.HashEmail, hashPhone: s.HashPhone}
+		salt: s.salt}
 	norm.fileStatus = fileStatus(preset.Name, name, mapping)
 	fs.Status = norm.fileStatus
 	fs.NoConsent = norm.fileStatus == "" && !mapping.hasConsentColumn()
@@ -297,10 +297,11 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			h := newKeyedHasher(norm.salt)
 			for c := range work {
 				c.rows = make([]importRow, len(c.raw))
 				for i, rr := range c.raw {
-					c.rows[i] = norm.normalize(rr)
+					c.rows[i] = norm.normalize(rr, h)
 				}
 				close(c.done)
 			}

@@ -1,10 +1,12 @@
 package crm
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"strconv"
 	"unicode/utf8"
 )
@@ -30,11 +32,69 @@ type preparedContact struct {
 
 // prepareContact runs on a worker: what insertContact would compute for a
 // row that creates its contact.
-func prepareContact(in ContactInput, hashPhone func(string) string) preparedContact {
+func prepareContact(in ContactInput, h *keyedHasher) preparedContact {
 	c := Contact{Email: in.Email}
 	mergeInput(&c, in)
-	tags, attrs := encodeTagsAttrs(c)
-	return preparedContact{contact: c, tags: tags, attrs: attrs, phoneHash: hashPhone(c.Phone)}
+	tags, attrs := encodeTagsAttrsFast(c)
+	return preparedContact{contact: c, tags: tags, attrs: attrs, phoneHash: h.phone(c.Phone)}
+}
+
+// encodeTagsAttrsFast is encodeTagsAttrs without reflection (the same
+// bytes: tested against it).
+func encodeTagsAttrsFast(c Contact) (string, string) {
+	tags, attrs := "[]", "{}"
+	if len(c.Tags) > 0 {
+		b := []byte{'['}
+		for i, t := range c.Tags {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, t)
+		}
+		tags = string(append(b, ']'))
+	}
+	if len(c.Attributes) > 0 {
+		kv := make([][2]string, 0, len(c.Attributes))
+		for k, v := range c.Attributes {
+			kv = append(kv, [2]string{k, v})
+		}
+		attrs = string(encodeEvidence(kv))
+	}
+	return tags, attrs
+}
+
+// keyedHasher computes Store.HashEmail and HashPhone for one worker,
+// reusing its HMAC: hmac.New per value computed the salt's inner and outer
+// key blocks and allocated two digests every time (HashEmail + HashPhone
+// were ~3.8 µs per row in a 1M-row profile).
+type keyedHasher struct {
+	mac hash.Hash
+	in  []byte
+	sum []byte
+}
+
+func newKeyedHasher(salt []byte) *keyedHasher {
+	return &keyedHasher{mac: hmac.New(sha256.New, salt)}
+}
+
+// keyed is Store.keyedHash.
+func (k *keyedHasher) keyed(kind, v string) string {
+	k.in = append(append(k.in[:0], kind...), v...)
+	k.mac.Reset()
+	k.mac.Write(k.in)
+	k.sum = k.mac.Sum(k.sum[:0])
+	return hex.EncodeToString(k.sum[:16])
+}
+
+// email is Store.HashEmail.
+func (k *keyedHasher) email(addr string) string { return k.keyed("email:", addr) }
+
+// phone is Store.HashPhone.
+func (k *keyedHasher) phone(e164 string) string {
+	if e164 == "" {
+		return ""
+	}
+	return k.keyed("phone:", e164)
 }
 
 // eventTail is the canonical JSON of an imported event from "method" to the

@@ -85,3 +85,33 @@ func TestImportedEventsVerify(t *testing.T) {
 		t.Fatalf("phone hash %q %v", ph, err)
 	}
 }
+
+// The workers' hasher and tag/attribute encoding give the store's bytes.
+func TestImportHasherAndTagsMatchStore(t *testing.T) {
+	st, err := Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := newKeyedHasher(st.salt)
+	for _, v := range []string{"", "a@b.example", "+4915112345678", "müller@exämple.de", "x"} {
+		if got, want := h.email(v), st.HashEmail(v); got != want {
+			t.Fatalf("email %q: %s, want %s", v, got, want)
+		}
+		if got, want := h.phone(v), st.HashPhone(v); got != want {
+			t.Fatalf("phone %q: %s, want %s", v, got, want)
+		}
+	}
+	odd := []string{"", "VIP", `a "quoted" tag`, "<b>&</b>", "tab\there", "Straße", "\xff"}
+	for i := range odd {
+		c := Contact{Tags: odd[:i], Attributes: map[string]string{}}
+		for j, k := range odd[i:] {
+			c.Attributes[k+"k"] = odd[j]
+		}
+		gt, ga := encodeTagsAttrsFast(c)
+		wt, wa := encodeTagsAttrs(c)
+		if gt != wt || ga != wa {
+			t.Fatalf("tags/attrs:\n got %s %s\nwant %s %s", gt, ga, wt, wa)
+		}
+	}
+}

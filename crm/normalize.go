@@ -59,11 +59,11 @@ type normalizer struct {
 	mapping       *columnMapping
 	defaultRegion string
 	fileStatus    string
-	hashEmail     func(string) string
-	hashPhone     func(string) string
+	salt          []byte // the store's, for each worker's keyedHasher
 }
 
-func (n *normalizer) normalize(rr rawRow) importRow {
+// normalize turns one record into an importRow; h is the calling worker's.
+func (n *normalizer) normalize(rr rawRow, h *keyedHasher) importRow {
 	r := importRow{line: rr.line, fields: rr.fields}
 	if len(rr.fields) == 2 && rr.fields[0] == "!csv" {
 		r.fields = nil
@@ -146,8 +146,8 @@ func (n *normalizer) normalize(rr rawRow) importRow {
 		}
 	}
 	r.contact = c
-	r.emailHash = n.hashEmail(email)
-	r.prepared = prepareContact(c, n.hashPhone)
+	r.emailHash = h.email(email)
+	r.prepared = prepareContact(c, h)
 	r.consent = n.consent(get, rr.line)
 	return r
 }
