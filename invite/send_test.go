@@ -255,13 +255,15 @@ func checkLanguage(t *testing.T, to, lang string, p parsed) {
 
 func TestFaultsAreRetriedFailedOrSuppressed(t *testing.T) {
 	// The same faults whether the transactions are pipelined (go-smtp's
-	// server offers PIPELINING and CHUNKING) or go one command at a time,
-	// as with a server that offers neither.
-	t.Run("pipelined", func(t *testing.T) { testFaults(t, false) })
-	t.Run("lockstep", func(t *testing.T) { testFaults(t, true) })
+	// server offers PIPELINING and CHUNKING), pipelined with DATA (a
+	// server without CHUNKING) or go one command at a time (a server that
+	// offers neither).
+	t.Run("pipelined", func(t *testing.T) { testFaults(t, func(*SMTP) {}) })
+	t.Run("pipelined-data", func(t *testing.T) { testFaults(t, func(s *SMTP) { s.noChunking = true }) })
+	t.Run("lockstep", func(t *testing.T) { testFaults(t, func(s *SMTP) { s.lockstep = true }) })
 }
 
-func testFaults(t *testing.T, lockstep bool) {
+func testFaults(t *testing.T, path func(*SMTP)) {
 	ctx := context.Background()
 	st := mustOpen(t)
 	seed(t, st,
@@ -307,7 +309,7 @@ func testFaults(t *testing.T, lockstep bool) {
 	}
 	var log bytes.Buffer
 	tr := smtpTransport(t, ms)
-	tr.lockstep = lockstep
+	path(tr)
 	res, err := Send(ctx, st, SendOptions{Campaign: "faults", Identity: testIdentity(), Transport: tr,
 		Concurrency: 2, RetryBase: 5 * time.Millisecond, Progress: &log})
 	if err != nil {
@@ -623,5 +625,42 @@ func TestSendRestoresTheWritersCache(t *testing.T) {
 	}
 	if after := cacheSize(); after != before {
 		t.Errorf("cache_size %d after the send, %d before", after, before)
+	}
+}
+
+// Every path delivers a message byte for byte, lines that begin with a
+// dot included (DATA stuffs them, BDAT sends them as they are).
+func TestSMTPPathsDeliverExactBytes(t *testing.T) {
+	data := []byte("Subject: dots\r\n\r\n.one\r\n..two\r\nthree.\r\n.\r\nend")
+	for name, path := range map[string]func(*SMTP){
+		"pipelined":      func(*SMTP) {},
+		"pipelined-data": func(s *SMTP) { s.noChunking = true },
+		"lockstep":       func(s *SMTP) { s.lockstep = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ms := startServer(t)
+			tr := smtpTransport(t, ms)
+			path(tr)
+			conn, err := tr.Dial(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			for _, to := range []string{"a@example.org", "b@example.org"} {
+				if err := conn.Send(context.Background(), &Message{From: "s@example.org", To: to, Data: data}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			msgs := ms.messages()
+			if len(msgs) != 2 {
+				t.Fatalf("server got %d messages", len(msgs))
+			}
+			for _, m := range msgs {
+				// Without a final line end, DATA adds one.
+				if got := string(m.Data); got != string(data) && got != string(data)+"\r\n" {
+					t.Errorf("server got %q", got)
+				}
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package invite
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -52,9 +53,9 @@ type SMTP struct {
 	// startTLS is whether the server offers STARTTLS, learnt on the first
 	// connection (0 unknown, 1 yes, 2 no).
 	startTLS atomic.Int32
-	// lockstep sends one command at a time even to a server that offers
-	// pipelining (tests of that path).
-	lockstep bool
+	// For tests of the other paths: lockstep sends one command at a time
+	// even to a server that offers pipelining, noChunking ignores CHUNKING.
+	lockstep, noChunking bool
 }
 
 var _ Transport = (*SMTP)(nil)
@@ -176,13 +177,13 @@ func (s *SMTP) Dial(ctx context.Context) (_ Conn, err error) {
 	}
 	raw.SetDeadline(time.Time{})
 	sc := &smtpConn{c: c, timeout: s.opts.Timeout}
-	pipelining, _ := c.Extension("PIPELINING")
-	chunking, _ := c.Extension("CHUNKING")
-	if pipelining && chunking && !s.lockstep {
+	if pipelining, _ := c.Extension("PIPELINING"); pipelining && !s.lockstep {
 		sc.conn = conn
 		sc.w = bufio.NewWriterSize(conn, smtpWriteBuffer)
 		sc.r = textproto.NewReader(bufio.NewReader(conn))
 		sc.eightBit, _ = c.Extension("8BITMIME")
+		sc.chunking, _ = c.Extension("CHUNKING")
+		sc.chunking = sc.chunking && !s.noChunking
 	}
 	return sc, nil
 }
@@ -332,6 +333,7 @@ type smtpConn struct {
 	w        *bufio.Writer
 	r        *textproto.Reader
 	eightBit bool // MAIL says BODY=8BITMIME, as go-smtp's client does
+	chunking bool // BDAT (RFC 3030); else DATA
 	timeout  time.Duration
 }
 
@@ -397,6 +399,10 @@ func (sc *smtpConn) Send(ctx context.Context, m *Message, commit func() error) e
 // nothing of a chunk it has not received whole, as with the dot of DATA.
 // When RCPT is refused the server refuses the BDAT too (no recipient) and
 // drops its bytes.
+//
+// A server that pipelines but does not offer CHUNKING gets [RSET,] MAIL,
+// RCPT and DATA in one write, then the message and its dot: two round
+// trips (RFC 2920 lets DATA end a group, not the message follow it).
 func (sc *smtpConn) sendPipelined(m *Message, commit func() error) error {
 	if strings.ContainsAny(m.From, "\r\n") || strings.ContainsAny(m.To, "\r\n") {
 		return &permanentError{errors.New("smtp: an address must not contain CR or LF")}
@@ -415,6 +421,32 @@ func (sc *smtpConn) sendPipelined(m *Message, commit func() error) error {
 		sc.w.WriteString(">\r\nRCPT TO:<")
 	}
 	sc.w.WriteString(m.To)
+	if !sc.chunking {
+		sc.w.WriteString(">\r\nDATA\r\n")
+		if err := sc.w.Flush(); err != nil {
+			return err
+		}
+		if err := sc.replies(reset, 354); err != nil {
+			return err
+		}
+		sc.conn.SetDeadline(time.Now().Add(sc.timeout))
+		writeDotStuffed(sc.w, m.Data)
+		if commit != nil {
+			if err := commit(); err != nil {
+				sc.c.Close() // without the dot: the server drops the message
+				return fmt.Errorf("%w: %w", ErrAbandoned, err)
+			}
+		}
+		sc.w.WriteString(".\r\n")
+		if err := sc.w.Flush(); err != nil {
+			return err
+		}
+		if err := sc.reply(250); err != nil {
+			return err
+		}
+		sc.dirty = false
+		return nil
+	}
 	sc.w.WriteString(">\r\nBDAT ")
 	var num [20]byte
 	sc.w.Write(strconv.AppendInt(num[:0], int64(len(m.Data)), 10))
@@ -431,18 +463,26 @@ func (sc *smtpConn) sendPipelined(m *Message, commit func() error) error {
 	if err := sc.w.Flush(); err != nil {
 		return err
 	}
+	if err := sc.replies(reset, 250); err != nil {
+		return err
+	}
+	sc.dirty = false
+	return nil
+}
+
+// replies reads the replies to a pipelined [RSET,] MAIL, RCPT and BDAT or
+// DATA (whose reply is last, the code it wants) and returns the first
+// refusal among them (a refused RCPT as *RcptError). All are read, so the
+// connection stays in step; one that breaks meanwhile is closed.
+func (sc *smtpConn) replies(reset bool, last int) error {
 	sc.conn.SetDeadline(time.Now().Add(sc.timeout))
 	var first error
-	replies := 3
+	want := []int{250, 25, last} // MAIL, RCPT (251 forwards, as go-smtp accepts)
 	if reset {
-		replies++
+		want = []int{250, 250, 25, last}
 	}
-	for i := range replies {
-		want := 250
-		if i == replies-2 {
-			want = 25 // RCPT: 251 forwards, as go-smtp accepts
-		}
-		_, _, err := readReply(sc.r, want)
+	for i, code := range want {
+		_, _, err := readReply(sc.r, code)
 		var se *smtp.SMTPError
 		if err != nil && !errors.As(err, &se) {
 			// The connection broke: the replies are out of step.
@@ -454,17 +494,48 @@ func (sc *smtpConn) sendPipelined(m *Message, commit func() error) error {
 		}
 		if err != nil && first == nil {
 			first = err
-			if i == replies-2 { // [RSET,] MAIL, RCPT, BDAT
+			if i == len(want)-2 {
 				first = &RcptError{Err: err}
 			}
 		}
+		if err == nil && code == 354 && first != nil {
+			// DATA accepted after a refusal: the server now reads a
+			// message that must not go; only closing stops it.
+			sc.c.Close()
+			return &brokenConnError{first}
+		}
 	}
-	sc.conn.SetDeadline(time.Time{})
-	if first != nil {
-		return first
+	return first
+}
+
+// reply reads the reply to the end of a message sent with DATA.
+func (sc *smtpConn) reply(code int) error {
+	sc.conn.SetDeadline(time.Now().Add(sc.timeout))
+	_, _, err := readReply(sc.r, code)
+	var se *smtp.SMTPError
+	if err != nil && !errors.As(err, &se) {
+		sc.c.Close()
 	}
-	sc.dirty = false
-	return nil
+	return err
+}
+
+// writeDotStuffed writes a message for DATA (RFC 5321 4.5.2): a line that
+// begins with a dot gets another, and the message ends with CRLF, ready
+// for the final dot. Data has CRLF line ends (see Message).
+func writeDotStuffed(w *bufio.Writer, data []byte) {
+	for len(data) > 0 {
+		if data[0] == '.' {
+			w.WriteByte('.')
+		}
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			w.Write(data)
+			w.WriteString("\r\n")
+			return
+		}
+		w.Write(data[:i+1])
+		data = data[i+1:]
+	}
 }
 
 // brokenConnError is a server's reply after which the connection broke:
