@@ -33,6 +33,9 @@ type ImportOptions struct {
 	// default GOMAXPROCS.
 	Workers int
 
+	// fresh, when the store had no contacts as the import began, spares
+	// the lookups of rows that cannot exist (import_fresh.go).
+	fresh *freshContacts
 	// deferIndexMin is the input size (bytes) from which a first import
 	// builds the phone-hash index at the end; 0 means 16 MiB (~100,000
 	// rows), below which the index is not worth two extra commits.
@@ -119,6 +122,14 @@ func (s *Store) Import(ctx context.Context, paths []string, opts ImportOptions) 
 		if restore, err = s.deferIndexForImport(ctx); err != nil {
 			return sum, err
 		}
+	}
+	var empty bool
+	if err := s.write.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM contacts)`).Scan(&empty); err != nil {
+		restore()
+		return sum, err
+	}
+	if empty {
+		opts.fresh = newFreshContacts()
 	}
 	sum, err := s.importFiles(ctx, paths, opts, sum)
 	if rerr := restore(); err == nil {
@@ -340,7 +351,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 				return err
 			}
 		}
-		if err := tx.applyImportBatch(batch); err != nil {
+		if err := tx.applyImportBatch(batch, opts.fresh); err != nil {
 			return err
 		}
 		for i := range batch {

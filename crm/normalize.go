@@ -432,8 +432,11 @@ type importState struct {
 
 // applyImportBatch writes normalised rows in file order: each contact, then
 // its email consent under the opt-outs-win rule.
-func (tx *Tx) applyImportBatch(rows []importRow) error {
-	st, err := tx.loadImportState(rows)
+func (tx *Tx) applyImportBatch(rows []importRow, fresh *freshContacts) error {
+	if err := fresh.check(tx); err != nil {
+		return err
+	}
+	st, err := tx.loadImportState(rows, fresh)
 	if err != nil {
 		return err
 	}
@@ -452,6 +455,7 @@ func (tx *Tx) applyImportBatch(rows []importRow) error {
 		if old := st.contacts[r.emailHash]; old == nil {
 			c, outcome = r.prepared.contact, Created
 			c.ID, err = tx.insertPreparedContact(&r.prepared, r.emailHash, st)
+			fresh.created(r.emailHash, c.ID)
 		} else {
 			c, outcome, err = tx.upsertKnown(r.contact, r.emailHash, old)
 		}
@@ -477,18 +481,21 @@ func (tx *Tx) applyImportBatch(rows []importRow) error {
 	return nil
 }
 
-func (tx *Tx) loadImportState(rows []importRow) (*importState, error) {
+func (tx *Tx) loadImportState(rows []importRow, fresh *freshContacts) (*importState, error) {
 	st := &importState{contacts: map[string]*Contact{}, current: map[int64]string{}, suppressed: map[string]bool{}}
-	var hashes []any
+	var hashes, lookup []any
 	seen := map[string]bool{}
 	for i := range rows {
 		if h := rows[i].emailHash; rows[i].reject == "" && !seen[h] {
 			seen[h] = true
 			hashes = append(hashes, h)
+			if fresh.mayExist(h) {
+				lookup = append(lookup, h)
+			}
 		}
 	}
 	var ids []any
-	err := inChunks(hashes, func(part []any, marks string) error {
+	err := inChunks(lookup, func(part []any, marks string) error {
 		rs, err := tx.Query(`SELECT `+contactColumns+`, email_hash FROM contacts WHERE email_hash IN (`+marks+`)`, part...)
 		if err != nil {
 			return err
