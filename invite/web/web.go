@@ -92,6 +92,7 @@ type Server struct {
 	log     *slog.Logger
 	css     []byte
 
+	lookups    *sql.DB   // small-cache read pool for loadStmt; nil: the store's
 	loadStmt   *sql.Stmt // loadInvitationSQL on the read pool; nil: unprepared
 	mu         sync.Mutex
 	statements map[string]crm.Statement
@@ -135,9 +136,15 @@ func New(st *crm.Store, opt Options) *Server {
 		textEscaper: newTextEscaper(),
 	}
 	s.css, _ = assets.ReadFile("static/style.css")
-	// Every page runs this query; parse it once per connection. Should it
-	// fail (an older schema), load() reports the error on each request.
-	if stmt, err := st.DB().Prepare(loadInvitationSQL); err == nil {
+	// Every page runs this query; parse it once per connection, on
+	// connections with a small page cache (see crm.OpenLookupReads; the
+	// store's own pool serves if they cannot be opened). Should it fail
+	// (an older schema), load() reports the error on each request.
+	lookups := st.DB()
+	if db, err := st.OpenLookupReads(8); err == nil {
+		s.lookups, lookups = db, db
+	}
+	if stmt, err := lookups.Prepare(loadInvitationSQL); err == nil {
 		s.loadStmt = stmt
 	}
 	if !opt.SingleWrites {
@@ -174,6 +181,9 @@ func (s *Server) Close() error {
 	}
 	if s.loadStmt != nil {
 		s.loadStmt.Close()
+	}
+	if s.lookups != nil {
+		s.lookups.Close()
 	}
 	return err
 }
