@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/repermit/repermit/crm"
@@ -122,22 +123,33 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.PathValue("token")
-	v, err := s.confirmView(r.Context(), inv, lang, token)
+	stmt, err := s.statement(r.Context(), inv.StatementVersion, inv.Language)
 	if err != nil {
-		s.fail(w, r, lang, err)
+		s.fail(w, r, lang, fmt.Errorf("campaign %q: %w (its statement must be stored before invitations go out)", inv.Campaign, err))
 		return
 	}
-	d := decision{ip: s.clientIP(r), ua: clip(r.UserAgent(), 1024), lang: lang, statement: v.Statement}
+	d := decision{ip: s.clientIP(r), ua: clip(r.UserAgent(), 1024), lang: lang, statement: stmt}
 	d.interests = offered(r.PostForm["interest"], inv.Settings.Interests)
-	for i := range v.Interests {
-		for _, n := range d.interests {
-			v.Interests[i].Checked = v.Interests[i].Checked || v.Interests[i].Name == n
+	phone := clip(strings.TrimSpace(r.PostForm.Get("phone")), 64)
+	// form re-renders the confirmation page with what was entered and a
+	// message. Only a refused answer needs it, so an accepted one does not
+	// build it (a full page view, ~2% of a confirmation's CPU).
+	form := func(status int, set func(v *view)) {
+		v, err := s.confirmView(r.Context(), inv, lang, token)
+		if err != nil {
+			s.fail(w, r, lang, err)
+			return
 		}
+		for i := range v.Interests {
+			v.Interests[i].Checked = slices.Contains(d.interests, v.Interests[i].Name)
+		}
+		v.Phone = phone
+		set(v)
+		s.render(w, status, "confirm", v)
 	}
-	v.Phone = clip(strings.TrimSpace(r.PostForm.Get("phone")), 64)
 	// Record the statement the person was shown, should the contact's
 	// language have changed since the page was rendered.
-	if shown := r.PostForm.Get("statement"); shown != "" && shown != v.Statement.SHA256 {
+	if shown := r.PostForm.Get("statement"); shown != "" && shown != stmt.SHA256 {
 		if st, err := s.statementByHash(r.Context(), inv.StatementVersion, shown); err == nil {
 			d.statement = st
 		}
@@ -150,25 +162,22 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 			region = s.opt.DefaultRegion
 		}
 		switch {
-		case v.Phone != "":
-			e164, err := parsePhone(v.Phone, region)
+		case phone != "":
+			e164, err := parsePhone(phone, region)
 			if err != nil {
-				v.PhoneError = v.T("err_phone_invalid")
-				s.render(w, http.StatusUnprocessableEntity, "confirm", v)
+				form(http.StatusUnprocessableEntity, func(v *view) { v.PhoneError = v.T("err_phone_invalid") })
 				return
 			}
-			d.phone, d.phoneRaw = e164, v.Phone
-		case v.NeedPhone:
-			v.PhoneError = v.T("err_phone_missing")
-			s.render(w, http.StatusUnprocessableEntity, "confirm", v)
+			d.phone, d.phoneRaw = e164, phone
+		case inv.Phone == "" || inv.PhoneBlocked: // the page asked for a number (confirmView's NeedPhone)
+			form(http.StatusUnprocessableEntity, func(v *view) { v.PhoneError = v.T("err_phone_missing") })
 			return
 		}
 	case "decline":
 		d.action = crm.ActionDeclined
 		d.phone = ""
 	default:
-		v.DecisionError = v.T("err_decision")
-		s.render(w, http.StatusBadRequest, "confirm", v)
+		form(http.StatusBadRequest, func(v *view) { v.DecisionError = v.T("err_decision") })
 		return
 	}
 	out, err := s.recordDecision(r.Context(), inv, d)
@@ -187,13 +196,13 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusForbidden, lang, "blocked_title", "blocked_text", s.opt.Business.Name)
 		return
 	case phoneBlocked:
-		v.PhoneError = v.T("err_phone_blocked")
-		s.render(w, http.StatusUnprocessableEntity, "confirm", v)
+		form(http.StatusUnprocessableEntity, func(v *view) { v.PhoneError = v.T("err_phone_blocked") })
 		return
 	case phoneMissing:
-		v.NeedPhone, v.MaskedPhone = true, ""
-		v.PhoneError = v.T("err_phone_missing")
-		s.render(w, http.StatusUnprocessableEntity, "confirm", v)
+		form(http.StatusUnprocessableEntity, func(v *view) {
+			v.NeedPhone, v.MaskedPhone = true, ""
+			v.PhoneError = v.T("err_phone_missing")
+		})
 		return
 	}
 	done := &view{Lang: lang, Business: s.opt.Business, Token: token, Confirmed: d.action == crm.ActionConfirmed,
