@@ -26,7 +26,7 @@ type ImportOptions struct {
 	// with how far into the current file the imported rows reach (bytes),
 	// its size, and the rows read so far.
 	Progress func(file string, bytesRead, fileSize, rows int64)
-	// BatchSize is the rows applied at a time (default 5000) and
+	// BatchSize is the rows applied at a time (default 2500) and
 	// CommitRows the rows per transaction (default 50,000).
 	BatchSize, CommitRows int
 	// Workers normalise rows (phones are the costly part) beside the writer;
@@ -94,7 +94,7 @@ func (s *Store) Import(ctx context.Context, paths []string, opts ImportOptions) 
 		return sum, errors.New("import needs a rejects sink")
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 5000
+		opts.BatchSize = 2500
 	}
 	if opts.CommitRows <= 0 {
 		opts.CommitRows = 50_000
@@ -251,7 +251,7 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 	defer cancel()
 	const chunkRows = 500
 	work := make(chan *chunk, opts.Workers*2)
-	ordered := make(chan *chunk, opts.Workers*4)
+	ordered := make(chan *chunk, opts.Workers*2)
 	var readErr error
 	go func() { // reader: keeps file order in `ordered`, hands work out
 		defer close(work)
