@@ -2,7 +2,10 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,6 +109,20 @@ func TestClaimFailsOnStateChangedSinceTheRead(t *testing.T) {
 			t.Fatalf("%d WhatsApp events", n)
 		}
 	})
+	t.Run("interests set since the read", func(t *testing.T) {
+		s, st, inv := staleFixture(t)
+		err := st.Update(ctx, func(tx *crm.Tx) error { return tx.SetInterests(inv.ContactID, []string{"old"}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.recordDecision(ctx, inv, confirmDecision())
+		if err != nil || out != recorded {
+			t.Fatalf("outcome %v %v, want recorded", out, err)
+		}
+		if got, _ := st.Interests(ctx, inv.ContactID); len(got) != 1 || got[0] != "offers" {
+			t.Fatalf("interests %v, want the confirmation's only", got)
+		}
+	})
 	t.Run("answered twice from one read", func(t *testing.T) {
 		s, st, inv := staleFixture(t)
 		for i, want := range []outcome{recorded, repeated, repeated} {
@@ -121,4 +138,77 @@ func TestClaimFailsOnStateChangedSinceTheRead(t *testing.T) {
 			t.Fatalf("ledger: %+v %v", res, err)
 		}
 	})
+}
+
+// BenchmarkRecordDecision is the writer's side of a confirmation without
+// HTTP: 32 callers record confirmations of invitations already read, as
+// the handlers do, through the group commit writer.
+func BenchmarkRecordDecision(b *testing.B) {
+	ctx := context.Background()
+	st, err := crm.Open(ctx, filepath.Join(b.TempDir(), "record.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	tokens := make([]string, b.N)
+	err = st.Update(ctx, func(tx *crm.Tx) error {
+		if _, err := tx.SaveStatement(crm.Statement{Channel: "whatsapp", Version: "v1", Language: "en", Text: "I agree."}); err != nil {
+			return err
+		}
+		res, err := tx.Exec(`INSERT INTO campaigns (name, settings, statement_version, expiry_seconds, created_at)
+			VALUES ('c', '{"interests":[{"name":"offers"},{"name":"recipes"}]}', 'v1', 86400, ?)`, crm.FormatTime(tx.Now))
+		if err != nil {
+			return err
+		}
+		campaign, _ := res.LastInsertId()
+		for i := range tokens {
+			id, _, err := tx.UpsertContact(crm.ContactInput{Email: fmt.Sprintf("p%d@example.com", i), Phone: "+4915123456678", Country: "DE"})
+			if err != nil {
+				return err
+			}
+			if err := tx.AppendEvent(&crm.Event{ContactID: id, Channel: "email", Action: "granted", Method: "import:bench"}); err != nil {
+				return err
+			}
+			token, hash := invite.NewToken()
+			tokens[i] = token
+			if _, err := tx.Exec(`INSERT INTO invitations (campaign_id, contact_id, token_hash, status, expires_at, created_at)
+				VALUES (?, ?, ?, 'sent', ?, ?)`, campaign, id, hash, crm.FormatTime(tx.Now.Add(time.Hour)), crm.FormatTime(tx.Now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(st, Options{})
+	defer s.Close()
+	invs := make([]*invitation, len(tokens))
+	for i, tok := range tokens {
+		if invs[i], err = s.load(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	d := confirmDecision()
+	d.interests = []string{"offers", "recipes"}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(invs) {
+					return
+				}
+				if out, err := s.recordDecision(ctx, invs[i], d); err != nil || out != recorded {
+					b.Errorf("%v %v", out, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

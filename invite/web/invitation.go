@@ -35,6 +35,9 @@ type invitation struct {
 	// number is needed.
 	PhoneBlocked bool
 	WhatsApp     string // current WhatsApp consent (crm.Action… or crm.StateNone)
+	// HasInterests: the contact has chosen interests (the confirmation's
+	// writer skips replacing none).
+	HasInterests bool
 }
 
 // errUnknownToken: no invitation has this token.
@@ -71,7 +74,8 @@ const loadInvitationSQL = `SELECT i.id, i.campaign_id, i.contact_id, i.expires_a
 	k.first_name, k.phone_e164, k.country, k.language, k.erased_at IS NOT NULL,
 	EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = k.email_hash AND s.channel <> 'email'),
 	EXISTS (SELECT 1 FROM suppressions s WHERE s.phone_hash <> '' AND s.phone_hash = k.phone_hash AND s.channel <> 'email'),
-	coalesce((SELECT cc.action FROM consent_current cc WHERE cc.contact_id = k.id AND cc.channel = 'whatsapp'), 'none')
+	coalesce((SELECT cc.action FROM consent_current cc WHERE cc.contact_id = k.id AND cc.channel = 'whatsapp'), 'none'),
+	EXISTS (SELECT 1 FROM contact_interests ci WHERE ci.contact_id = k.id)
 FROM invitations i
 JOIN campaigns c ON c.id = i.campaign_id
 JOIN contacts k ON k.id = i.contact_id
@@ -94,7 +98,7 @@ func (s *Server) load(ctx context.Context, token string) (*invitation, error) {
 		&inv.ID, &inv.CampaignID, &inv.ContactID, &expires, &inv.Response, &responded,
 		&inv.Campaign, &settings, &inv.StatementVersion,
 		&inv.FirstName, &inv.Phone, &inv.Country, &inv.Language, &inv.Erased,
-		&inv.Blocked, &inv.PhoneBlocked, &inv.WhatsApp)
+		&inv.Blocked, &inv.PhoneBlocked, &inv.WhatsApp, &inv.HasInterests)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errUnknownToken
 	}
