@@ -250,12 +250,15 @@ func (g *GroupCommit) run(batch []*groupCall) {
 		fail(fmt.Errorf("begin write: %w", err))
 		return
 	}
-	defer sqlTx.Rollback()
 	tx := &Tx{Tx: sqlTx, store: s, stmts: make(map[string]*sql.Stmt, len(g.stmts))}
+	// keepStatements prepares on the write connection, which is free only
+	// once the transaction has ended: defer it before the rollback (which
+	// a failed batch relies on) so that it runs after.
+	defer g.keepStatements(tx)
+	defer sqlTx.Rollback()
 	for q, st := range g.stmts {
 		tx.stmts[q] = sqlTx.Stmt(st)
 	}
-	defer g.keepStatements(tx)
 	for i, c := range batch {
 		if err := c.ctx.Err(); err != nil {
 			results[i] = err

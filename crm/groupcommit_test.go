@@ -317,3 +317,52 @@ func TestGroupCommitKeepsStatementsAcrossBatches(t *testing.T) {
 		t.Errorf("contact after three batches: %+v %v", c, err)
 	}
 }
+
+// TestGroupCommitSurvivesAFailedBatch: a batch that fails after its calls
+// ran (here the chain head cannot be written, or the commit breaks a
+// deferred foreign key) reports the error to its callers, and the writer
+// goes on serving the next batch (it once waited forever for the write
+// connection its own failed transaction still held).
+func TestGroupCommitSurvivesAFailedBatch(t *testing.T) {
+	ctx := context.Background()
+	st := openGroupTestStore(t)
+	ids := seedGroupContacts(t, st, 1)
+	g := st.NewGroupCommit(GroupCommitOptions{})
+	defer g.Close()
+	failures := map[string]func(tx *Tx) error{
+		"chain head": func(tx *Tx) error {
+			if err := tx.AppendEvent(&Event{ContactID: ids[0], Channel: ChannelWhatsApp, Action: ActionConfirmed, Method: "test"}); err != nil {
+				return err
+			}
+			_, err := tx.ExecCached(`CREATE TEMP TRIGGER no_meta BEFORE INSERT ON meta BEGIN SELECT RAISE(ABORT, 'no'); END`)
+			return err
+		},
+		"commit": func(tx *Tx) error {
+			if _, err := tx.ExecCached(`PRAGMA defer_foreign_keys = ON`); err != nil {
+				return err
+			}
+			_, err := tx.ExecCached(`INSERT INTO contact_interests (contact_id, interest, set_at) VALUES (999999, 'x', 'now')`)
+			return err
+		},
+	}
+	for name, fail := range failures {
+		if err := g.Update(ctx, fail); err == nil {
+			t.Fatalf("%s: a failing batch succeeded", name)
+		}
+		done := make(chan error, 1)
+		go func() {
+			done <- g.Update(ctx, func(tx *Tx) error { return tx.SetInterests(ids[0], []string{"offers"}) })
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: the next batch: %v", name, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the writer hangs after a failed batch", name)
+		}
+	}
+	if res, err := st.Verify(ctx); err != nil || !res.OK {
+		t.Fatalf("ledger: %+v %v", res, err)
+	}
+}
