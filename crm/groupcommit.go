@@ -29,7 +29,7 @@ type GroupCommit struct {
 	max   int
 	wait  time.Duration
 
-	mu     sync.RWMutex // guards closed against sends on a closed reqs, and restoreTempStore
+	mu     sync.RWMutex // guards closed against sends on a closed reqs
 	closed bool
 	reqs   chan *groupCall
 	done   chan struct{}
@@ -46,7 +46,8 @@ type GroupCommit struct {
 	stmts map[string]*sql.Stmt
 
 	stopCheckpoints  func() // nil: inline checkpoints
-	restoreTempStore bool   // set temp_store back to DEFAULT on Close
+	restoreTempStore bool   // set temp_store back to DEFAULT on Close (set before the writer starts)
+	restoreOnce      sync.Once
 }
 
 // GroupCommitOptions tune a GroupCommit. The zero value works.
@@ -146,12 +147,9 @@ func (g *GroupCommit) Close() error {
 	if g.stopCheckpoints != nil {
 		g.stopCheckpoints()
 	}
-	g.mu.Lock()
 	if g.restoreTempStore {
-		g.restoreTempStore = false
-		g.store.write.Exec(`PRAGMA temp_store = DEFAULT`)
+		g.restoreOnce.Do(func() { g.store.write.Exec(`PRAGMA temp_store = DEFAULT`) })
 	}
-	g.mu.Unlock()
 	return nil
 }
 
