@@ -55,6 +55,10 @@ type Event struct {
 	// encodedEvidence, when set, is Evidence already encoded by
 	// evidenceJSON (the importer's workers do it off the writer's path).
 	encodedEvidence json.RawMessage
+	// canonical, when set, is the event's canonical form but for what
+	// AppendEvent decides (PrepareDigest; the confirmation page does it
+	// off the writer's path).
+	canonical *preparedCanonical
 }
 
 // genesisHash is the prev_hash of the first event.
@@ -169,7 +173,12 @@ func (tx *Tx) AppendEvent(e *Event) error {
 	if ev == nil {
 		ev = evidenceJSON(e.Evidence)
 	}
-	sum := sha256.Sum256(canonicalWith(e, ev))
+	var sum [sha256.Size]byte
+	if e.canonical != nil {
+		sum = sha256.Sum256(e.canonical.build(e))
+	} else {
+		sum = sha256.Sum256(canonicalWith(e, ev))
+	}
 	e.Digest = hex.EncodeToString(sum[:])
 	e.Hash = chainHash(e.PrevHash, e.Digest)
 	evidence := string(ev)

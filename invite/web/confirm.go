@@ -271,9 +271,10 @@ WHERE id = ?3 AND response = ?4 AND EXISTS (SELECT 1 FROM contacts k
 // the interests and number (on a confirmation) and the invitation's
 // response. Repeating the same answer changes nothing.
 //
-// Everything that does not depend on the writer's state (the event and its
-// evidence JSON, the phone's hash) is prepared here, before queueing for
-// the one writer that bounds the page's throughput.
+// Everything that does not depend on the writer's state (the event, its
+// evidence JSON and the rest of its digest's input, the phone's hash) is
+// prepared here, before queueing for the one writer that bounds the page's
+// throughput.
 func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision) (outcome, error) {
 	confirm := d.action == crm.ActionConfirmed
 	ev := &crm.Event{
@@ -292,7 +293,7 @@ func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision
 	if confirm {
 		ev.Evidence["interests"] = strings.Join(d.interests, ",")
 	}
-	ev.EncodeEvidence()
+	ev.PrepareDigest()
 	hash := s.st.HashPhone(d.phone)
 	// The claim can only succeed where the page's read predicts "recorded";
 	// anything else goes straight to the slow path.
