@@ -325,7 +325,8 @@ func (s *Store) importReader(ctx context.Context, r io.Reader, name string, size
 	// each page of the random-keyed indexes once, where a commit per batch
 	// would rewrite most of the index every time. 100,000 rather than
 	// 50,000 rows per commit halved the commit and checkpoint work of a
-	// 1M-row import (5.8 -> 3.8 s of CPU) for a WAL of ~150 MB at most.
+	// 1M-row import (5.8 -> 3.8 s of CPU); the WAL's high-water mark on
+	// 300,000 rows went from 400 MB to 345 MB (fewer rewritten pages).
 	var batch []importRow
 	var tx *Tx
 	var applied int64 // input offset of the rows in the database
