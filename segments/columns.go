@@ -102,6 +102,7 @@ const (
 	kindJSON            // a JSON object from the store, embedded as is in JSON
 	kindConst           // Column.Field "=TEXT"
 	kindPhone           // derived from phone_e164 by a phoneForm
+	kindCSV             // several CSV fields already joined (see plan.addPlainRun)
 )
 
 // phoneForm is a way of writing an E.164 number.

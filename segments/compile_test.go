@@ -3,6 +3,9 @@ package segments
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,6 +108,50 @@ func TestReadSnapshotShared(t *testing.T) {
 		}
 		if n != 0 {
 			t.Errorf("transaction %d sees %d segments, want the state before they began (0)", i, n)
+		}
+	}
+}
+
+// TestPlainRunsMatchJSONL checks that CSV columns joined in SQL (runs of
+// fields that need no quoting, see plan.addPlainRun) hold the same values
+// as the JSON Lines export, which never joins them.
+func TestPlainRunsMatchJSONL(t *testing.T) {
+	st := goldenStore(t)
+	ctx := context.Background()
+	cols := []string{"contact_id", "consent_event_id", "first_name", "phone_e164", "opted_in_at", "consent_statement_sha256", "country"}
+	dir := t.TempDir()
+	if _, err := export(ctx, st, "", MustParse(""), ExportOptions{Format: "csv", Columns: cols, Out: filepath.Join(dir, "a.csv")}, chunkIDs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export(ctx, st, "", MustParse(""), ExportOptions{Format: "jsonl", Columns: cols, Out: filepath.Join(dir, "a.jsonl")}, chunkIDs); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "a.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	records, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := os.ReadFile(filepath.Join(dir, "a.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := bytes.Split(bytes.TrimSpace(lines), []byte("\n"))
+	if !slices.Equal(records[0], cols) || len(records)-1 != len(objs) || len(objs) == 0 {
+		t.Fatalf("csv header %v and %d rows, jsonl %d rows", records[0], len(records)-1, len(objs))
+	}
+	for i, obj := range objs {
+		var m map[string]any
+		if err := json.Unmarshal(obj, &m); err != nil {
+			t.Fatal(err)
+		}
+		for j, c := range cols {
+			if got, want := records[i+1][j], fmt.Sprint(m[c]); got != want {
+				t.Errorf("row %d column %s: csv %q, jsonl %q", i+1, c, got, want)
+			}
 		}
 	}
 }
