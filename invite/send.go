@@ -24,7 +24,12 @@ type SendOptions struct {
 	Transport Transport
 	// Rate caps messages per second (0: unthrottled).
 	Rate float64
-	// Concurrency is the number of connections (default 4).
+	// Concurrency is the number of connections (default 8). It also bounds
+	// the messages delivered but not yet recorded, so at most this many
+	// are sent twice after kill -9. Eight is the default because each
+	// commit records up to Concurrency results: BenchmarkSend100k ran at
+	// 5,813 msgs/s (200 µs CPU/msg) with 4 and 7,640 msgs/s (156 µs)
+	// with 8 on this 2-core machine. listmonk's default is 10.
 	Concurrency int
 	// Limit sends at most this many messages in this run (0: all).
 	Limit int
@@ -90,7 +95,7 @@ func (o *SendOptions) defaults() error {
 		return errors.New("no transport: give an SMTP URL or an outbox directory")
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 4
+		o.Concurrency = 8
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 4

@@ -25,7 +25,7 @@ func campaignCommand() *cli.Command {
 		&cli.StringFlag{Name: "smtp", Usage: "smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465; default [sender] smtp"},
 		&cli.StringFlag{Name: "outbox", Usage: "write .eml files into this directory instead (the default when no SMTP is configured)"},
 		&cli.Float64Flag{Name: "rate", Usage: "at most this many messages per second (0: unthrottled; default [sender] rate)"},
-		&cli.IntFlag{Name: "concurrency", Usage: "SMTP connections in parallel (default [sender] concurrency, else 4)"},
+		&cli.IntFlag{Name: "concurrency", Usage: "SMTP connections in parallel (default [sender] concurrency, else 8)"},
 		&cli.IntFlag{Name: "limit", Usage: "send at most N messages now (a pilot batch)"},
 		&cli.BoolFlag{Name: "allow-insecure-auth", Usage: "allow the SMTP password without TLS (a relay on localhost only)"},
 		jsonFlag(),
@@ -271,7 +271,7 @@ func sendAction(c *cli.Context, name func(*cli.Context) (string, error), remind 
 		o.Concurrency = c.Int("concurrency")
 	}
 	if o.Limit < 0 || o.Rate < 0 || o.Concurrency < 0 {
-		return usagef("repermit campaign send NAME --limit 100 --rate 20 --concurrency 4", "--limit, --rate and --concurrency must not be negative")
+		return usagef("repermit campaign send NAME --limit 100 --rate 20 --concurrency 8", "--limit, --rate and --concurrency must not be negative")
 	}
 	if !remind && c.Bool("dry-run") {
 		res, m, err := invite.DryRun(c.Context, st, o)

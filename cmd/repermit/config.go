@@ -84,7 +84,7 @@ func defaultConfig() Config {
 			Address:      "Example Street 1, 10115 Berlin, Germany",
 			Jurisdiction: "EU",
 		},
-		Sender: SenderConfig{From: "Example Coffee Roasters <hello@example.com>", Outbox: "outbox", Rate: 0, Concurrency: 4},
+		Sender: SenderConfig{From: "Example Coffee Roasters <hello@example.com>", Outbox: "outbox", Rate: 0, Concurrency: 8},
 		Web:    WebConfig{BaseURL: "http://127.0.0.1:8080", Addr: "127.0.0.1:8080"},
 		Statement: StatementConfig{
 			Version: "whatsapp-v1",
