@@ -152,8 +152,8 @@ func field(name string) (fieldSpec, error) {
 		// whatsapp_audience.
 		return fieldSpec{sql: "o.interests", kind: kindList}, nil
 	case "tags":
-		// Most contacts have no tags: skip json_each for them.
-		return fieldSpec{sql: "CASE WHEN o.tags = '[]' THEN '' ELSE coalesce((SELECT group_concat(t.value, char(31)) FROM json_each(o.tags) t), '') END", kind: kindList}, nil
+		// Kept as a list by the triggers, as interests (migration 0009).
+		return fieldSpec{sql: "o.tag_list", kind: kindList}, nil
 	case "attributes":
 		return fieldSpec{sql: "c.attributes", kind: kindJSON, contact: true}, nil
 	case "consent_statement_sha256":

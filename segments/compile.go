@@ -111,9 +111,7 @@ func (c *compiler) match(n *matchNode) {
 		}
 		c.b.WriteByte(')')
 	case "tag":
-		c.b.WriteString("EXISTS (SELECT 1 FROM json_each(o.tags) t WHERE t.value = ")
-		c.arg(n.value)
-		c.b.WriteString(" COLLATE NOCASE)")
+		c.listItem("o.tag_keys", n.value)
 	case "campaign":
 		c.equalNoCase("o.campaign", n.value)
 	case "attr":
@@ -138,11 +136,18 @@ func (c *compiler) match(n *matchNode) {
 // search in the row already read costs about half a probe of
 // contact_interests per opt-in evaluated.
 func (c *compiler) interest(v string) {
+	c.listItem("o.interest_keys", v)
+}
+
+// listItem compiles a search of a keys column (interest_keys, tag_keys:
+// items folded to lower case between char(31) separators) for the whole
+// item v, ignoring ASCII case.
+func (c *compiler) listItem(keys, v string) {
 	if strings.Contains(v, unitSep) {
-		c.b.WriteString("0") // no interest holds the separator
+		c.b.WriteString("0") // no item holds the separator
 		return
 	}
-	c.b.WriteString("instr(o.interest_keys, ")
+	c.b.WriteString("instr(" + keys + ", ")
 	c.arg(unitSep + asciiLower(v) + unitSep)
 	c.b.WriteString(") > 0")
 }
