@@ -360,9 +360,14 @@ func export(ctx context.Context, st *crm.Store, name string, r *Rule, opts Expor
 	}
 	res.Format, res.Columns = p.format, p.headers
 
-	// The contact ids to cover; chunks split this range.
+	// The contact ids to cover (those of the audience); chunks split this
+	// range. Each bound is a subquery of its own: SQLite answers a lone
+	// min() or max() from the b-tree's edge, but min() and max() together
+	// in one SELECT scan the whole table (155 ms of a 370 ms export on the
+	// 1M-contact store of BenchmarkExport1M, when it read contacts).
 	var lo, hi int64
-	if err = tx.QueryRowContext(ctx, `SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM contacts`).Scan(&lo, &hi); err != nil {
+	if err = tx.QueryRowContext(ctx, `SELECT coalesce((SELECT min(contact_id) FROM whatsapp_audience), 0),
+		coalesce((SELECT max(contact_id) FROM whatsapp_audience), 0)`).Scan(&lo, &hi); err != nil {
 		return res, fmt.Errorf("export: %w", err)
 	}
 	if n := exportWorkers(int((hi-lo)/span) + 1); n < len(txs) {
