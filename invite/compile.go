@@ -197,22 +197,8 @@ type bodySplit struct {
 }
 
 func splitAt(s string, sentinels ...string) bodySplit {
-	var b bodySplit
-	for {
-		at, which := -1, ""
-		for _, n := range sentinels {
-			if i := strings.Index(s, n); i >= 0 && (at < 0 || i < at) {
-				at, which = i, n
-			}
-		}
-		if at < 0 {
-			b.lits = append(b.lits, s)
-			return b
-		}
-		b.lits = append(b.lits, s[:at])
-		b.slots = append(b.slots, which)
-		s = s[at+len(which):]
-	}
+	lits, slots := CutAt(s, sentinels...)
+	return bodySplit{lits: lits, slots: slots}
 }
 
 // join fills a split with values (for checking a compilation).

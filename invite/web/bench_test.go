@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/repermit/repermit/crm"
-	"github.com/repermit/repermit/invite"
 	"github.com/repermit/repermit/invite/web"
 	"golang.org/x/time/rate"
 )
@@ -90,25 +89,10 @@ func seedBench(b *testing.B, db string, n int) []string {
 	}
 	defer st.Close()
 	campaign := seedCampaign(b, st, "bench")
-	tokens := make([]string, n)
-	expires := crm.FormatTime(time.Now().Add(24 * time.Hour))
+	var tokens []string
 	err = st.Update(context.Background(), func(tx *crm.Tx) error {
-		for i := range tokens {
-			id, _, err := tx.UpsertContact(crm.ContactInput{Email: fmt.Sprintf("p%d@example.com", i), Phone: "+4915123456678", Country: "DE"})
-			if err != nil {
-				return err
-			}
-			if err := tx.AppendEvent(&crm.Event{ContactID: id, Channel: "email", Action: "granted", Method: "import:bench"}); err != nil {
-				return err
-			}
-			token, hash := invite.NewToken()
-			tokens[i] = token
-			if _, err := tx.Exec(`INSERT INTO invitations (campaign_id, contact_id, token_hash, status, expires_at, created_at)
-				VALUES (?, ?, ?, 'sent', ?, ?)`, campaign, id, hash, expires, expires); err != nil {
-				return err
-			}
-		}
-		return nil
+		tokens, err = web.SeedSentInvitations(tx, campaign, n, crm.FormatTime(time.Now().Add(24*time.Hour)))
+		return err
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -150,7 +149,7 @@ func BenchmarkRecordDecision(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	tokens := make([]string, b.N)
+	var tokens []string
 	err = st.Update(ctx, func(tx *crm.Tx) error {
 		if _, err := tx.SaveStatement(crm.Statement{Channel: "whatsapp", Version: "v1", Language: "en", Text: "I agree."}); err != nil {
 			return err
@@ -161,22 +160,8 @@ func BenchmarkRecordDecision(b *testing.B) {
 			return err
 		}
 		campaign, _ := res.LastInsertId()
-		for i := range tokens {
-			id, _, err := tx.UpsertContact(crm.ContactInput{Email: fmt.Sprintf("p%d@example.com", i), Phone: "+4915123456678", Country: "DE"})
-			if err != nil {
-				return err
-			}
-			if err := tx.AppendEvent(&crm.Event{ContactID: id, Channel: "email", Action: "granted", Method: "import:bench"}); err != nil {
-				return err
-			}
-			token, hash := invite.NewToken()
-			tokens[i] = token
-			if _, err := tx.Exec(`INSERT INTO invitations (campaign_id, contact_id, token_hash, status, expires_at, created_at)
-				VALUES (?, ?, ?, 'sent', ?, ?)`, campaign, id, hash, crm.FormatTime(tx.Now.Add(time.Hour)), crm.FormatTime(tx.Now)); err != nil {
-				return err
-			}
-		}
-		return nil
+		tokens, err = SeedSentInvitations(tx, campaign, b.N, crm.FormatTime(tx.Now.Add(time.Hour)))
+		return err
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -205,23 +205,29 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	done := &view{Lang: lang, Business: s.opt.Business, Token: token, Confirmed: d.action == crm.ActionConfirmed,
-		Done: doneTextsFor(lang)}
-	if done.Confirmed {
-		done.Title = done.T("yes_title")
-		phone := d.phone
-		if phone == "" {
-			phone = inv.Phone
-		}
-		done.MaskedPhone = maskPhone(phone)
-		done.Text = done.T("yes_text", s.opt.Business.Name, done.MaskedPhone)
-		done.WhatsAppLink = waLink(s.opt.Business.WhatsAppNumber)
-		done.Receipt = s.opt.Receipt != nil
-	} else {
-		done.Title = done.T("no_title")
-		done.Text = done.T("no_text", s.opt.Business.Name)
+	number := d.phone
+	if number == "" {
+		number = inv.Phone
 	}
+	done := s.doneView(lang, token, d.action == crm.ActionConfirmed, number)
 	s.renderDone(w, done)
+}
+
+// doneView is the success page's view: the answer recorded, and for a
+// confirmation the number (masked) the messages will go to.
+func (s *Server) doneView(lang, token string, confirmed bool, phone string) *view {
+	v := &view{Lang: lang, Business: s.opt.Business, Token: token, Confirmed: confirmed, Done: doneTextsFor(lang)}
+	if confirmed {
+		v.Title = v.T("yes_title")
+		v.MaskedPhone = maskPhone(phone)
+		v.Text = v.T("yes_text", s.opt.Business.Name, v.MaskedPhone)
+		v.WhatsAppLink = waLink(s.opt.Business.WhatsAppNumber)
+		v.Receipt = s.opt.Receipt != nil
+	} else {
+		v.Title = v.T("no_title")
+		v.Text = v.T("no_text", s.opt.Business.Name)
+	}
+	return v
 }
 
 // statementByHash finds the statement of a version with the given hash.

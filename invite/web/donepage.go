@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+
+	"github.com/repermit/repermit/invite"
 )
 
 // The success page is the one page every confirmation renders, and
@@ -108,18 +110,6 @@ func cutHoles(page string) *donePage {
 		return nil
 	}
 	p := &donePage{}
-	for {
-		i, j := strings.Index(page, tokenHole), strings.Index(page, textHole)
-		hole, at := tokenHole, i
-		if i < 0 || (j >= 0 && j < i) {
-			hole, at = textHole, j
-		}
-		if at < 0 {
-			p.chunks = append(p.chunks, page)
-			return p
-		}
-		p.chunks = append(p.chunks, page[:at])
-		p.holes = append(p.holes, hole)
-		page = page[at+len(hole):]
-	}
+	p.chunks, p.holes = invite.CutAt(page, tokenHole, textHole)
+	return p
 }

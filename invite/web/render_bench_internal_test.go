@@ -17,22 +17,6 @@ func doneTestServer(receipt bool) *Server {
 	return s
 }
 
-// doneView is the success page view as confirmPost builds it.
-func doneView(s *Server, lang, token string, confirmed bool, phone string) *view {
-	v := &view{Lang: lang, Business: s.opt.Business, Token: token, Confirmed: confirmed, Done: doneTextsFor(lang)}
-	if confirmed {
-		v.Title = v.T("yes_title")
-		v.MaskedPhone = maskPhone(phone)
-		v.Text = v.T("yes_text", s.opt.Business.Name, v.MaskedPhone)
-		v.WhatsAppLink = waLink(s.opt.Business.WhatsAppNumber)
-		v.Receipt = s.opt.Receipt != nil
-	} else {
-		v.Title = v.T("no_title")
-		v.Text = v.T("no_text", s.opt.Business.Name)
-	}
-	return v
-}
-
 // TestCachedSuccessPageIsTheTemplatesPage: the success page filled in from
 // its cut copy is byte for byte what the template renders, in every
 // language and answer, with and without a receipt, for several people.
@@ -47,9 +31,9 @@ func TestCachedSuccessPageIsTheTemplatesPage(t *testing.T) {
 					{"short", "+447700900123"}, // not a token: rendered by the template
 				} {
 					want := httptest.NewRecorder()
-					s.render(want, 200, "done", doneView(s, lang, c.token, confirmed, c.phone))
+					s.render(want, 200, "done", s.doneView(lang, c.token, confirmed, c.phone))
 					got := httptest.NewRecorder()
-					s.renderDone(got, doneView(s, lang, c.token, confirmed, c.phone))
+					s.renderDone(got, s.doneView(lang, c.token, confirmed, c.phone))
 					if got.Body.String() != want.Body.String() || got.Code != want.Code ||
 						got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
 						t.Fatalf("receipt %v %s confirmed %v %s: cached page differs:\n%s\nwant\n%s",
@@ -76,13 +60,13 @@ func BenchmarkRenderDone(b *testing.B) {
 	b.Run("template", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			s.render(httptest.NewRecorder(), 200, "done", doneView(s, "en", "abcdefghijklmnopqrstuvwxyzABCDEF", true, "+4915123456678"))
+			s.render(httptest.NewRecorder(), 200, "done", s.doneView("en", "abcdefghijklmnopqrstuvwxyzABCDEF", true, "+4915123456678"))
 		}
 	})
 	b.Run("cut", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			s.renderDone(httptest.NewRecorder(), doneView(s, "en", "abcdefghijklmnopqrstuvwxyzABCDEF", true, "+4915123456678"))
+			s.renderDone(httptest.NewRecorder(), s.doneView("en", "abcdefghijklmnopqrstuvwxyzABCDEF", true, "+4915123456678"))
 		}
 	})
 }
