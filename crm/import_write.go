@@ -221,9 +221,8 @@ func (tx *Tx) appendImportedEvent(contactID int64, action string, ic *importedCo
 		ic.method, ic.evidenceText, digest, prev, hash); err != nil {
 		return fmt.Errorf("append consent event: %w", err)
 	}
-	if err := tx.bulkAdd(tx.bulkWith(insertCurrent, "(?, 'email', ?, ?, ?)", onConflict, rankCurrent, 4), contactID, action, id, atText); err != nil {
-		return fmt.Errorf("update current consent: %w", err)
-	}
+	// The event's current state is copied from the event row (bulkSelect).
+	tx.bulkSelect(insertCurrent, "contact_id, channel, action, id, at FROM consent_events", onConflict, rankCurrent).bulkAddID(id)
 	tx.head.id, tx.head.hash, tx.head.dirty = id, hash, true
 	return nil
 }

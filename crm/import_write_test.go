@@ -115,3 +115,41 @@ func TestImportHasherAndTagsMatchStore(t *testing.T) {
 		}
 	}
 }
+
+// A bulkSelect copies exactly the rows it was given, by one id range when
+// they are consecutive and by their ids when another row came between.
+func TestBulkSelectCopiesGivenRows(t *testing.T) {
+	st, err := Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Update(context.Background(), func(tx *Tx) error {
+		if _, err := tx.Exec(`CREATE TEMP TABLE src (id INTEGER PRIMARY KEY, v TEXT);
+			CREATE TEMP TABLE dst (id INTEGER, v TEXT);
+			INSERT INTO src VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e'), (6, 'f')`); err != nil {
+			return err
+		}
+		for _, ids := range [][]int64{{2, 3, 4}, {1, 5, 6}} {
+			b := tx.bulkSelect("INSERT INTO dst (id, v)", "id, v FROM src", "", rankCurrent)
+			for _, id := range ids {
+				b.bulkAddID(id)
+			}
+			if err := tx.flushBulk(); err != nil {
+				return err
+			}
+		}
+		var got string
+		if err := tx.QueryRow(`SELECT group_concat(v, '') FROM (SELECT v FROM dst ORDER BY rowid)`).Scan(&got); err != nil {
+			return err
+		}
+		if got != "bcdaef" {
+			t.Errorf("copied %q, want bcdaef", got)
+		}
+		_, err := tx.Exec(`DROP TABLE dst; DROP TABLE src`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
