@@ -175,6 +175,13 @@ func (tx *Tx) insertPreparedContact(p *preparedContact, emailHash string, st *im
 	id := tx.nextContactID
 	tx.nextContactID++
 	c := &p.contact
+	if tuple, ok := st.tuple(c.Source, "", func(src, _ string) string {
+		return "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + src + ", ?, '" + st.now + "', '" + st.now + "')"
+	}); ok {
+		err := tx.bulkAdd(tx.bulkWith(insert, tuple, "", rankContacts, 13), id, c.Email, emailHash, c.FirstName, c.LastName,
+			c.Phone, c.PhoneRaw, p.phoneHash, c.Country, c.Language, p.tags, p.attrs, c.ExternalID)
+		return id, err
+	}
 	err := tx.bulkAdd(tx.bulkWith(insert, st.contactTuple, "", rankContacts, 14), id, c.Email, emailHash, c.FirstName, c.LastName,
 		c.Phone, c.PhoneRaw, p.phoneHash, c.Country, c.Language, p.tags, p.attrs, c.Source, c.ExternalID)
 	return id, err
@@ -217,14 +224,64 @@ func (tx *Tx) appendImportedEvent(contactID int64, action string, ic *importedCo
 		user_agent, campaign, invitation_id, evidence, statement_version, statement_sha256, digest, prev_hash, hash)`
 	const insertCurrent = `INSERT INTO consent_current (contact_id, channel, action, event_id, at)`
 	const onConflict = `ON CONFLICT (contact_id, channel) DO UPDATE SET action = excluded.action, event_id = excluded.event_id, at = excluded.at`
-	if err := tx.bulkAdd(tx.bulkWith(insertEvent, st.eventTuple, "", rankEvents, 9), id, contactID, action, atText,
-		ic.method, ic.evidenceText, digest, prev, hash); err != nil {
+	var err error
+	if tuple, ok := st.tuple(action, ic.method, func(act, method string) string {
+		return "(?, ?, 'email', " + act + ", ?, '" + now + "', " + method + ", '', '', '', 0, ?, '', '', ?, ?, ?)"
+	}); ok {
+		err = tx.bulkAdd(tx.bulkWith(insertEvent, tuple, "", rankEvents, 7), id, contactID, atText,
+			ic.evidenceText, digest, prev, hash)
+	} else {
+		err = tx.bulkAdd(tx.bulkWith(insertEvent, st.eventTuple, "", rankEvents, 9), id, contactID, action, atText,
+			ic.method, ic.evidenceText, digest, prev, hash)
+	}
+	if err != nil {
 		return fmt.Errorf("append consent event: %w", err)
 	}
 	// The event's current state is copied from the event row (bulkSelect).
 	tx.bulkSelect(insertCurrent, "contact_id, channel, action, id, at FROM consent_events", onConflict, rankCurrent).bulkAddID(id)
 	tx.head.id, tx.head.hash, tx.head.dirty = id, hash, true
 	return nil
+}
+
+// sqlLiteral quotes v for SQL when it is a short word of letters, digits
+// and ":_.-" (a preset name, an import method, an action), so that values
+// shared by every row of a file (an event's action and method, a contact's
+// source) are written into the statement rather than bound per row: 3
+// bound values per imported row fewer, each ~0.9 µs of the writer (cgo
+// call and database/sql conversion) in a 200,000-row profile. Anything
+// else is bound as before.
+func sqlLiteral(v string) (string, bool) {
+	if v == "" || len(v) > 40 {
+		return "", false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '.' || c == '-') {
+			return "", false
+		}
+	}
+	return "'" + v + "'", true
+}
+
+// tuple is the VALUES tuple that build makes from a and b as SQL literals
+// (b may be "" for none), once per batch; ok is false when either cannot
+// be a literal.
+func (st *importState) tuple(a, b string, build func(a, b string) string) (string, bool) {
+	key := [2]string{a, b}
+	if t, ok := st.tuples[key]; ok {
+		return t, t != ""
+	}
+	la, ok1 := sqlLiteral(a)
+	lb, ok2 := sqlLiteral(b)
+	t := ""
+	if ok1 && (ok2 || b == "") {
+		t = build(la, lb)
+	}
+	if st.tuples == nil {
+		st.tuples = map[[2]string]string{}
+	}
+	st.tuples[key] = t
+	return t, t != ""
 }
 
 // setNow fixes the transaction's time for a batch, and the VALUES tuples

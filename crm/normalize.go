@@ -429,6 +429,7 @@ type importState struct {
 	// The transaction's time and what carries it (setNow), and scratch
 	// space for canonical event JSON.
 	now, contactTuple, eventTuple string
+	tuples                        map[[2]string]string // by importState.tuple
 	buf                           []byte
 }
 
