@@ -85,7 +85,7 @@ func Remind(ctx context.Context, st *crm.Store, o SendOptions) (RemindResult, er
 		total = min(total, o.Limit)
 	}
 	var res SendResult
-	err = runPipeline(ctx, st, &c, r, o, true, total, &res)
+	err = runPipeline(ctx, st, &c, r, o, true, nil, total, &res)
 	out.Sent, out.Failed, out.Skipped = res.Sent, res.Failed, res.Skipped
 	return out, err
 }

@@ -26,8 +26,8 @@ type SendOptions struct {
 	Rate float64
 	// Concurrency is the number of connections (default 8). It also bounds
 	// the messages delivered but not yet recorded, so at most this many
-	// are sent twice after kill -9. Eight is the default because each
-	// commit records up to Concurrency results: BenchmarkSend100k ran at
+	// are sent twice after kill -9. Eight is the default because results
+	// were committed up to Concurrency at a time: BenchmarkSend100k ran at
 	// 5,813 msgs/s (200 µs CPU/msg) with 4 and 7,640 msgs/s (156 µs)
 	// with 8 on this 2-core machine. listmonk's default is 10.
 	Concurrency int
@@ -151,21 +151,41 @@ func Send(ctx context.Context, st *crm.Store, o SendOptions) (SendResult, error)
 			toQueue = -1
 		}
 	}
-	if toQueue >= 0 {
-		q, err := queue(ctx, st, c, toQueue)
-		if err != nil {
-			return res, err
-		}
-		res.Eligible, res.Queued = q.Eligible, q.Queued
-		pending += q.Queued
-	} else if res.Eligible, err = CountEligible(ctx, st, c); err != nil {
+	if res.Eligible, err = CountEligible(ctx, st, c); err != nil {
 		return res, err
 	}
+	// Queueing runs beside the sending (see queueFeed); the total is what
+	// it will add: the eligible, less what the limit leaves out.
+	var feed *queueFeed
 	total := pending
+	if toQueue >= 0 {
+		total += res.Eligible
+		if toQueue > 0 {
+			total = pending + min(res.Eligible, toQueue)
+		}
+	}
 	if o.Limit > 0 && total > o.Limit {
 		total = o.Limit
 	}
-	err = runPipeline(ctx, st, &c, r, o, false, total, &res)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if toQueue >= 0 {
+		feed = startQueue(runCtx, st, c, toQueue)
+	}
+	err = runPipeline(runCtx, st, &c, r, o, false, feed, total, &res)
+	if feed != nil {
+		// A run that stopped early stops queueing too; what it committed
+		// stays queued for the next run.
+		stop()
+		<-feed.done
+		res.Queued = feed.queued
+		if feed.err != nil && err == nil && ctx.Err() == nil {
+			err = fmt.Errorf("queue invitations: %w", feed.err)
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
 	return res, err
 }
 
@@ -200,11 +220,14 @@ func DryRun(ctx context.Context, st *crm.Store, o SendOptions) (SendResult, *Mes
 	return res, m, err
 }
 
-// recoverInFlight puts back invitations and reminders that an earlier
-// version of the sender marked 'sending' when it claimed them (claims now
-// leave them 'queued'): with the sender lock held, nothing else is sending
-// them.
+// recoverInFlight records what a killed run left in its send journal, and
+// puts back invitations and reminders that an earlier version of the
+// sender marked 'sending' when it claimed them (claims now leave them
+// 'queued'): with the sender lock held, nothing else is sending them.
 func recoverInFlight(ctx context.Context, st *crm.Store) error {
+	if err := replayJournal(ctx, st); err != nil {
+		return err
+	}
 	return st.Update(ctx, func(tx *crm.Tx) error {
 		if _, err := tx.Exec(`UPDATE invitations SET status = 'queued' WHERE status = 'sending'`); err != nil {
 			return err
@@ -281,12 +304,8 @@ type outcome struct {
 // claimBatch bounds how many messages are claimed ahead of the workers.
 const claimBatch = 256
 
-// recordBatch bounds the results committed in one transaction.
+// recordBatch bounds the results written to the journal at once.
 const recordBatch = 256
-
-// recordWait bounds how long the recorder waits for more results before it
-// commits those it has.
-const recordWait = time.Millisecond
 
 // The claim queries re-check eligibility at send time (joining the one view
 // invite_eligible, for the campaign's audience — see notInvited; SQLite flattens it and drives the join from the
@@ -310,20 +329,21 @@ const claimReminders = `SELECT i.id, i.contact_id, c.email, c.first_name, c.last
 // recorded: the run is stopping, and sending on would add duplicates.
 var errRecordFailed = errors.New("recording results failed")
 
-// runPipeline claims, renders, sends and records: one claimer,
-// Concurrency workers (one connection each), one recorder that commits
-// whatever results are waiting in one transaction.
+// runPipeline claims, renders, sends and records: one claimer (following
+// feed, the queue being filled, if any), Concurrency workers (one
+// connection each), one recorder that writes whatever results are waiting
+// to the send journal, and the journal's applier, which moves them into
+// the store (see journal.go).
 //
 // Exactly once, and at most Concurrency duplicates after kill -9: a message
 // delivered but not yet recorded holds one of Concurrency in-flight places,
 // taken right before the step that makes its delivery final (the SMTP dot,
-// see Conn) and given back when its result is committed. A worker hands its
-// result to the recorder and goes on with the next message at once, and
-// waits only when Concurrency results are waiting to be committed. With a
+// see Conn) and given back when its result is in the journal. A worker
+// hands its result to the recorder and goes on with the next message at
+// once, and waits only when all Concurrency places are taken. With a
 // server that pipelines (see smtpConn.sendPipelined) nothing but rendering
-// comes before the gate, so a run is a cycle of one commit and one round
-// trip per Concurrency messages.
-func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o SendOptions, reminders bool, total int, res *SendResult) error {
+// comes before the gate.
+func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o SendOptions, reminders bool, feed *queueFeed, total int, res *SendResult) error {
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	key, err := tokenKey(ctx, st)
@@ -336,9 +356,9 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 	}
 	prog := newProgress(o, total, reminders)
 	defer prog.finish()
-	// The recorder commits through st.Update; WAL checkpoints run in the
-	// background for the run: SQLite's inline ones stall the commit that
-	// triggers them, and with it every worker at the gate.
+	// The queue and the applier commit through st.Update; WAL checkpoints
+	// run in the background for the run: SQLite's inline ones stall the
+	// commit that triggers them.
 	defer st.BackgroundCheckpoints()()
 
 	jobs := make(chan job, o.Concurrency)
@@ -370,6 +390,9 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 				}
 				n = min(n, left)
 			}
+			// Read before the claim: a feed that ended before it had
+			// committed everything the claim can see.
+			finished := feed.finished()
 			batch, err := claim(runCtx, st, c, reminders, after, n)
 			if err != nil {
 				if runCtx.Err() == nil {
@@ -379,7 +402,10 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 				return
 			}
 			if len(batch) == 0 {
-				return
+				if finished || !feed.wait(runCtx) {
+					return
+				}
+				continue
 			}
 			after = batch[len(batch)-1].id
 			claimed.Add(int64(len(batch)))
@@ -444,48 +470,49 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 	}
 	go func() { wg.Wait(); close(results) }()
 
-	// recorder: gather results, commit them in one transaction, then give
-	// back their in-flight places and outcomes. A commit has a fixed cost
-	// (~100 µs here) many times that of a row (~10 µs), so the recorder
-	// waits until every in-flight place is taken (or recordWait passes)
-	// and commits them together: at most Concurrency results, since each
-	// holds a place. The workers meanwhile render their next messages and
-	// wait at the gate (a server without pipelining keeps them on the
-	// MAIL, RCPT and DATA round trips instead).
+	// recorder: write the results waiting into the send journal (see
+	// journal.go), then give back their in-flight places and outcomes. It
+	// takes what is there without waiting for more: a journal write is one
+	// append, and a place held longer keeps a connection at the gate.
+	jr, err := openJournal(st, func(err error) {
+		recordFailed.Store(true)
+		stop(err)
+	})
+	if err != nil {
+		stop(err)
+		for out := range results {
+			if out.delivering {
+				<-inFlight
+			}
+			free <- out
+		}
+		return err
+	}
 	var recErr error
 	group := make([]*outcome, 0, recordBatch)
-	enough := o.Concurrency
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	for out := range results {
 		group = append(group[:0], out)
-		timer.Reset(recordWait)
 	gather:
 		for len(group) < recordBatch {
-			var more *outcome
-			var ok bool
-			if len(group) < enough {
-				select {
-				case more, ok = <-results:
-				case <-timer.C:
+			select {
+			case more, ok := <-results:
+				if !ok {
 					break gather
 				}
-			} else {
-				select {
-				case more, ok = <-results:
-				default:
-					break gather
-				}
-			}
-			if !ok {
+				group = append(group, more)
+			default:
 				break gather
 			}
-			group = append(group, more)
 		}
-		timer.Stop()
 		if recErr == nil {
-			// Recording must survive Ctrl-C: the messages are already sent.
-			recErr = record(context.WithoutCancel(ctx), st, c, reminders, group)
+			at := crm.FormatTime(st.Now().UTC())
+			expires := crm.FormatTime(st.Now().UTC().Add(c.Expiry))
+			// The applier keeps the slice: a new one for each group.
+			rs := make([]result, 0, len(group))
+			for _, g := range group {
+				rs = append(rs, resultOf(g, c, reminders, at, expires))
+			}
+			recErr = jr.record(rs)
 			if recErr != nil {
 				recordFailed.Store(true)
 				stop(recErr)
@@ -501,6 +528,9 @@ func runPipeline(ctx context.Context, st *crm.Store, c *Campaign, r *Renderer, o
 			}
 			free <- g
 		}
+	}
+	if err := jr.close(); err != nil && recErr == nil {
+		recErr = err
 	}
 	// Skipped: still queued after this run, not counting fresh ones beyond
 	// the limit.
@@ -582,64 +612,6 @@ func claim(ctx context.Context, st *crm.Store, c *Campaign, reminders bool, afte
 		out = append(out, j)
 	}
 	return out, rows.Err()
-}
-
-// The statements of record, by outcome.
-const (
-	recSentReminder = `UPDATE invitations SET reminder_status = '', reminders_sent = reminders_sent + 1,
-		last_reminder_at = ? WHERE id = ?`
-	recSent = `UPDATE invitations SET status = 'sent', attempts = attempts + ?, sent_at = ?,
-		message_id = ?, last_error = '', expires_at = ? WHERE id = ?`
-	recDeferredReminder = `UPDATE invitations SET reminder_status = 'queued', last_error = ? WHERE id = ?`
-	recDeferred         = `UPDATE invitations SET status = 'queued', attempts = attempts + ?, last_error = ?,
-		next_attempt_at = ? WHERE id = ?`
-	recFailedReminder = `UPDATE invitations SET reminder_status = 'failed', last_error = ? WHERE id = ?`
-	recFailed         = `UPDATE invitations SET status = 'failed', attempts = attempts + ?, last_error = ?
-		WHERE id = ?`
-)
-
-// record writes a group of results in one transaction, each statement
-// prepared once for the group.
-func record(ctx context.Context, st *crm.Store, c *Campaign, reminders bool, group []*outcome) error {
-	return st.Update(ctx, func(tx *crm.Tx) error {
-		exec := func(q string, args ...any) error {
-			_, err := tx.ExecCached(q, args...)
-			return err
-		}
-		now := crm.FormatTime(tx.Now)
-		expires := crm.FormatTime(tx.Now.Add(c.Expiry))
-		for _, g := range group {
-			var err error
-			j := g.job
-			errText := ""
-			if g.err != nil {
-				errText = truncate(g.err.Error(), 500)
-			}
-			switch {
-			case g.sent && reminders:
-				err = exec(recSentReminder, now, j.id)
-			case g.sent:
-				err = exec(recSent, g.tries, now, g.msgID, expires, j.id)
-			case g.kind == Temporary && reminders:
-				err = exec(recDeferredReminder, errText, j.id)
-			case g.kind == Temporary:
-				err = exec(recDeferred, g.tries, errText, now, j.id)
-			case reminders:
-				err = exec(recFailedReminder, errText, j.id)
-			default:
-				err = exec(recFailed, g.tries, errText, j.id)
-			}
-			if err != nil {
-				return err
-			}
-			if g.kind == Bounce && !g.sent {
-				if _, err := tx.SuppressEmail(j.email, crm.ReasonBounced, "invite:bounce:"+c.Name); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
 }
 
 func truncate(s string, n int) string {

@@ -664,3 +664,36 @@ func TestSMTPPathsDeliverExactBytes(t *testing.T) {
 		})
 	}
 }
+
+// A run sends while it queues (queueFeed): with more eligible contacts
+// than one queue batch holds, every one of them still gets exactly one
+// message, and a limit that ends mid-batch is kept.
+func TestSendWhileQueueingSendsEachOnce(t *testing.T) {
+	ctx := context.Background()
+	st := mustOpen(t)
+	n := 2*queueBatch + 137
+	seedMany(t, st, n)
+	testCampaign(t, st, "big")
+	ms := startServer(t)
+	limit := queueBatch + 50
+	res, err := Send(ctx, st, SendOptions{Campaign: "big", Identity: testIdentity(), Transport: smtpTransport(t, ms), Limit: limit})
+	if err != nil || res.Sent != limit || res.Queued != limit || res.Eligible != n {
+		t.Fatalf("limited run: %+v %v", res, err)
+	}
+	res, err = Send(ctx, st, SendOptions{Campaign: "big", Identity: testIdentity(), Transport: smtpTransport(t, ms)})
+	if err != nil || res.Sent != n-limit || res.Queued != n-limit || res.Skipped != 0 {
+		t.Fatalf("rest: %+v %v", res, err)
+	}
+	seen := map[string]int{}
+	for _, m := range ms.messages() {
+		seen[m.To]++
+	}
+	if len(seen) != n || ms.total() != n {
+		t.Fatalf("%d messages to %d addresses for %d contacts", ms.total(), len(seen), n)
+	}
+	for to, k := range seen {
+		if k != 1 {
+			t.Fatalf("%s got %d messages", to, k)
+		}
+	}
+}
