@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -364,5 +366,91 @@ func TestGroupCommitSurvivesAFailedBatch(t *testing.T) {
 	}
 	if res, err := st.Verify(ctx); err != nil || !res.OK {
 		t.Fatalf("ledger: %+v %v", res, err)
+	}
+}
+
+// TestGroupCommitRerunsABatchWithAFailedCall: a batch runs without
+// savepoints until a call fails; then it is rolled back and run again with
+// a savepoint per call. The calls around the failure commit exactly once
+// (their first run was rolled back), and the failed call's work is gone.
+func TestGroupCommitRerunsABatchWithAFailedCall(t *testing.T) {
+	ctx := context.Background()
+	st := openGroupTestStore(t)
+	ids := seedGroupContacts(t, st, 3)
+	g := st.NewGroupCommit(GroupCommitOptions{MaxWait: time.Second, MaxBatch: 3})
+	defer g.Close()
+	errBoom := errors.New("boom")
+	var runs [3]atomic.Int32
+	var wg sync.WaitGroup
+	results := make([]error, 3)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = g.Update(ctx, func(tx *Tx) error {
+				runs[i].Add(1)
+				if err := tx.AppendEvent(&Event{ContactID: id, Channel: ChannelWhatsApp, Action: ActionConfirmed, Method: "test"}); err != nil {
+					return err
+				}
+				if i == 1 {
+					return errBoom
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	if s := g.Stats(); s.Batches != 1 {
+		t.Fatalf("the three calls took %d batches, want 1", s.Batches)
+	}
+	for i, id := range ids {
+		evs, err := st.Events(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if i == 1 {
+			want = 0
+			if !errors.Is(results[i], errBoom) {
+				t.Errorf("failed call got %v", results[i])
+			}
+		} else if results[i] != nil {
+			t.Errorf("call %d: %v", i, results[i])
+		}
+		if len(evs) != want {
+			t.Errorf("call %d: %d events, want %d", i, len(evs), want)
+		}
+	}
+	// The batch ran up to the failure, then again in full: the failed call
+	// ran twice, each other call twice if it came before it, else once.
+	for i := range runs {
+		if n := runs[i].Load(); n < 1 || n > 2 || i == 1 && n != 2 {
+			t.Errorf("call %d ran %d times", i, n)
+		}
+	}
+	if res, err := st.Verify(ctx); err != nil || !res.OK || res.Events != 2 {
+		t.Fatalf("ledger: %+v %v", res, err)
+	}
+}
+
+// TestGroupCommitRestoresTheCacheSize: the small cache is the group
+// commit's; after Close the store's writes get the store's cache back.
+func TestGroupCommitRestoresTheCacheSize(t *testing.T) {
+	st := openGroupTestStore(t)
+	size := func() int {
+		var n int
+		if err := st.write.QueryRow(`PRAGMA cache_size`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := size()
+	g := st.NewGroupCommit(GroupCommitOptions{})
+	if got := size(); strconv.Itoa(got) != groupCommitCacheSize {
+		t.Errorf("cache_size under group commit %d, want %s", got, groupCommitCacheSize)
+	}
+	g.Close()
+	if got := size(); got != before {
+		t.Errorf("cache_size after Close %d, want %d", got, before)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/repermit/repermit/crm"
 )
@@ -306,7 +307,9 @@ func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision
 	claim := inv.Response != d.action && !inv.Erased && !(confirm && d.phone == "" && inv.Phone == "")
 	var out outcome
 	err := s.write(ctx, func(tx *crm.Tx) error {
-		out = recorded
+		// The group commit may run this twice (crm.GroupCommit.Update):
+		// each run decides anew and records its own time.
+		out, ev.At = recorded, time.Time{}
 		stored, won := inv.Phone, false
 		if claim && !inv.expired(tx.Now) {
 			res, err := tx.ExecCached(claimSQL, d.action, crm.FormatTime(tx.Now), inv.ID, inv.Response, inv.Phone,
