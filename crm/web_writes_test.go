@@ -2,6 +2,7 @@ package crm
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,6 +38,18 @@ func TestPreparedDigestIsTheCanonicalForm(t *testing.T) {
 	}
 }
 
+// TestEncodedEvidenceIsEvidenceJSON: the evidence EncodeEvidence stores
+// is evidenceJSON's, empty or not.
+func TestEncodedEvidenceIsEvidenceJSON(t *testing.T) {
+	for _, ev := range []map[string]string{nil, {}, {"b": "2", "a": "<1>", "\xff": "\u2028"}} {
+		e := &Event{Evidence: ev}
+		e.EncodeEvidence()
+		if want := evidenceJSON(ev); !bytes.Equal(e.encodedEvidence, want) {
+			t.Errorf("%v: got %s, want %s", ev, e.encodedEvidence, want)
+		}
+	}
+}
+
 // TestPreparedDigestVerifies: events appended with a prepared digest pass
 // Verify, which recomputes every digest the ordinary way.
 func TestPreparedDigestVerifies(t *testing.T) {
@@ -58,5 +71,17 @@ func TestPreparedDigestVerifies(t *testing.T) {
 	}
 	if res, err := st.Verify(t.Context()); err != nil || !res.OK {
 		t.Fatalf("verify: %+v %v", res, err)
+	}
+}
+
+// BenchmarkPrepareDigest is the confirmation handler's share of the ledger
+// work: a confirmation's event prepared before it queues for the writer.
+func BenchmarkPrepareDigest(b *testing.B) {
+	for b.Loop() {
+		e := &Event{ContactID: 123456, Channel: ChannelWhatsApp, Action: ActionConfirmed, Method: "invite:confirm-page",
+			IP: "203.0.113.7", UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15",
+			Campaign: "spring-2026", InvitationID: 98765, StatementVersion: "v3", StatementSHA256: strings.Repeat("ab", 32),
+			Evidence: map[string]string{"page_language": "de", "statement_language": "de", "interests": "offers,recipes"}}
+		e.PrepareDigest()
 	}
 }
