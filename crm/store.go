@@ -414,7 +414,8 @@ func (tx *Tx) Meta(key string) (string, error) {
 
 // SetMeta writes a value of the meta table.
 func (tx *Tx) SetMeta(key, value string) error {
-	_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES (?, ?)
+	// Cached: every transaction that appends to the ledger sets the chain head.
+	_, err := tx.exec(`INSERT INTO meta (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	return err
 }
