@@ -172,20 +172,25 @@ func (tx *Tx) AppendEvent(e *Event) error {
 	e.RecordedAt = tx.Now
 	e.ID = tx.head.id + 1
 	e.PrevHash = tx.head.hash
+	// Both times are usually tx.Now, formatted once per transaction time.
+	recorded, at := tx.NowText(), tx.NowText()
+	if !e.At.Equal(tx.Now) {
+		at = FormatTime(e.At)
+	}
 	ev := e.encodedEvidence
 	if ev == nil {
 		ev = evidenceJSON(e.Evidence)
 	}
 	var sum [sha256.Size]byte
 	if e.canonical != nil {
-		sum = sha256.Sum256(e.canonical.build(e))
+		sum = sha256.Sum256(e.canonical.build(e, at, recorded))
 	} else {
 		sum = sha256.Sum256(canonicalWith(e, ev))
 	}
 	e.Digest = hex.EncodeToString(sum[:])
 	e.Hash = chainHash(e.PrevHash, e.Digest)
 	evidence := string(ev)
-	vals := []any{e.ID, e.ContactID, e.Channel, e.Action, FormatTime(e.At), FormatTime(e.RecordedAt), e.Method, e.IP,
+	vals := []any{e.ID, e.ContactID, e.Channel, e.Action, at, recorded, e.Method, e.IP,
 		e.UserAgent, e.Campaign, e.InvitationID, evidence, e.StatementVersion, e.StatementSHA256, e.Digest,
 		e.PrevHash, e.Hash}
 	const insertEvent = `INSERT INTO consent_events (id, contact_id, channel, action, at, recorded_at, method, ip,
@@ -196,7 +201,7 @@ func (tx *Tx) AppendEvent(e *Event) error {
 		if err := tx.bulkAdd(tx.bulk(insertEvent, "", len(vals), rankEvents), vals...); err != nil {
 			return fmt.Errorf("append consent event: %w", err)
 		}
-		if err := tx.bulkAdd(tx.bulk(insertCurrent, onConflict, 5, rankCurrent), e.ContactID, e.Channel, e.Action, e.ID, FormatTime(e.At)); err != nil {
+		if err := tx.bulkAdd(tx.bulk(insertCurrent, onConflict, 5, rankCurrent), e.ContactID, e.Channel, e.Action, e.ID, at); err != nil {
 			return fmt.Errorf("update current consent: %w", err)
 		}
 	} else {
@@ -204,7 +209,7 @@ func (tx *Tx) AppendEvent(e *Event) error {
 			return fmt.Errorf("append consent event: %w", err)
 		}
 		if _, err := tx.exec(insertCurrent+` VALUES (?, ?, ?, ?, ?) `+onConflict,
-			e.ContactID, e.Channel, e.Action, e.ID, FormatTime(e.At)); err != nil {
+			e.ContactID, e.Channel, e.Action, e.ID, at); err != nil {
 			return fmt.Errorf("update current consent: %w", err)
 		}
 	}

@@ -163,6 +163,9 @@ type Tx struct {
 	head  *chainHead // loaded on the first append
 	stmts map[string]*sql.Stmt
 
+	nowText   string // FormatTime(nowTextOf), see NowText
+	nowTextOf time.Time
+
 	// Bulk mode (the importer's batches): inserts of new contacts and
 	// ledger events are gathered and written many rows per statement;
 	// flushBulk runs before anything reads them and before commit.

@@ -32,7 +32,7 @@ func (tx *Tx) SetInterestsOneInsert(contactID int64, interests []string, none bo
 	if len(interests) == 0 {
 		return nil
 	}
-	now := FormatTime(tx.Now)
+	now := tx.NowText()
 	var q strings.Builder
 	q.WriteString(`INSERT OR IGNORE INTO contact_interests (contact_id, interest, set_at) VALUES `)
 	args := make([]any, 0, 3*len(interests))
@@ -47,6 +47,17 @@ func (tx *Tx) SetInterestsOneInsert(contactID int64, interests []string, none bo
 	// cache holds one statement per count seen.
 	_, err := tx.exec(q.String(), args...)
 	return err
+}
+
+// NowText is FormatTime(tx.Now), formatted once per value of Now: a
+// confirmation writes the time five times (its answer, its interests, its
+// event's two times and the current state), and formatting it each time
+// was ~7 µs of the group commit writer's CPU per confirmation.
+func (tx *Tx) NowText() string {
+	if tx.nowText == "" || !tx.nowTextOf.Equal(tx.Now) {
+		tx.nowTextOf, tx.nowText = tx.Now, FormatTime(tx.Now)
+	}
+	return tx.nowText
 }
 
 // EncodeEvidence encodes e.Evidence now, as AppendEvent would, so that a
@@ -131,16 +142,17 @@ func appendEvidence(b []byte, ev map[string]string) []byte {
 	return append(b, '}')
 }
 
-// build is the canonical form of e with its id and times.
-func (p *preparedCanonical) build(e *Event) []byte {
+// build is the canonical form of e with its id and its times, at and
+// recorded (formatted by FormatTime).
+func (p *preparedCanonical) build(e *Event, at, recorded string) []byte {
 	b := make([]byte, 0, len(p.mid)+len(p.tail)+96)
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, e.ID, 10)
 	b = append(b, p.mid...)
 	b = append(b, `,"at":"`...)
-	b = e.At.UTC().AppendFormat(b, TimeLayout)
+	b = append(b, at...)
 	b = append(b, `","recorded_at":"`...)
-	b = e.RecordedAt.UTC().AppendFormat(b, TimeLayout)
+	b = append(b, recorded...)
 	b = append(b, `",`...)
 	return append(b, p.tail...)
 }

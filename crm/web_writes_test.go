@@ -31,7 +31,7 @@ func TestPreparedDigestIsTheCanonicalForm(t *testing.T) {
 			}
 			e.RecordedAt = now
 			want := canonicalWith(e, evidenceJSON(e.Evidence))
-			if got := e.canonical.build(e); !bytes.Equal(got, want) {
+			if got := e.canonical.build(e, FormatTime(e.At), FormatTime(e.RecordedAt)); !bytes.Equal(got, want) {
 				t.Fatalf("%q at %v:\n got %s\nwant %s", s, at, got, want)
 			}
 		}

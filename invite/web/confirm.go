@@ -312,7 +312,7 @@ func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision
 		out, ev.At = recorded, time.Time{}
 		stored, won := inv.Phone, false
 		if claim && !inv.expired(tx.Now) {
-			res, err := tx.ExecCached(claimSQL, d.action, crm.FormatTime(tx.Now), inv.ID, inv.Response, inv.Phone,
+			res, err := tx.ExecCached(claimSQL, d.action, tx.NowText(), inv.ID, inv.Response, inv.Phone,
 				confirm, hash, inv.HasInterests)
 			if err != nil {
 				return fmt.Errorf("close invitation %d: %w", inv.ID, err)
@@ -331,7 +331,7 @@ func (s *Server) recordDecision(ctx context.Context, inv *invitation, d decision
 				return err
 			}
 			if _, err := tx.ExecCached(`UPDATE invitations SET response = ?, responded_at = ? WHERE id = ?`,
-				d.action, crm.FormatTime(tx.Now), inv.ID); err != nil {
+				d.action, tx.NowText(), inv.ID); err != nil {
 				return fmt.Errorf("close invitation %d: %w", inv.ID, err)
 			}
 		}
