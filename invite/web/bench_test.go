@@ -136,7 +136,7 @@ func startBenchServer(b *testing.B, db string, single bool) (string, *exec.Cmd) 
 // with http.ReadResponse, draining the body and checking the status. Both
 // processes share the machine's two cores, and http.Client cost ~111 µs of
 // CPU per confirmation (transport goroutines, header maps, pooling), this
-// client ~35: the server's share is what the benchmark is about.
+// client ~50: the server's share is what the benchmark is about.
 // server-cpu-µs/op and client-cpu-µs/op report both.
 //
 // Run: go test -run '^$' -bench ConfirmLoad -benchtime 20000x ./invite/web/
