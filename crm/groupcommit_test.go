@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -452,5 +453,42 @@ func TestGroupCommitRestoresTheCacheSize(t *testing.T) {
 	g.Close()
 	if got := size(); got != before {
 		t.Errorf("cache_size after Close %d, want %d", got, before)
+	}
+}
+
+// TestGroupCommitCatchUpRestartsTheWAL: after the writer's catch-up
+// checkpoint has copied every frame, the next batches write the WAL from
+// its start again instead of growing it (under a steady stream of commits
+// the background checkpointer alone never gets there; see catchUpWAL).
+// SQLite's own checkpoints are left on here, at their 1,000 frames, so
+// that nothing else checkpoints these few hundred.
+func TestGroupCommitCatchUpRestartsTheWAL(t *testing.T) {
+	ctx := context.Background()
+	st := openGroupTestStore(t)
+	ids := seedGroupContacts(t, st, 50)
+	g := st.NewGroupCommit(GroupCommitOptions{InlineCheckpoints: true})
+	defer g.Close()
+	writes := func(from int) int64 {
+		for i := from; i < from+100; i++ {
+			err := g.Update(ctx, func(tx *Tx) error {
+				return tx.SetInterests(ids[i%len(ids)], []string{fmt.Sprintf("t%d", i)})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		fi, err := os.Stat(st.Path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	writes(0)
+	grown := writes(100)
+	if !g.catchUpWAL() {
+		t.Fatal("catch-up checkpoint did not copy every frame with no reader about")
+	}
+	if size := writes(200); size != grown {
+		t.Fatalf("the WAL grew from %d to %d bytes after the catch-up: it was not restarted", grown, size)
 	}
 }
