@@ -220,15 +220,25 @@ func (g *GroupCommit) loop() {
 		if !open {
 			return
 		}
-		if sinceCatchUp++; g.stopCheckpoints != nil && sinceCatchUp >= walCatchUpBatches && g.catchUpWAL() {
+		if sinceCatchUp++; g.stopCheckpoints != nil && sinceCatchUp >= walCatchUpBatches {
 			sinceCatchUp = 0
+			if !g.catchUpWAL() {
+				// Try again soon, but not after every batch: a long
+				// reader elsewhere (an export) can hold old frames for
+				// minutes, and each try may cost the writer two fsyncs.
+				sinceCatchUp = walCatchUpBatches - walCatchUpRetry
+			}
 		}
 	}
 }
 
 // walCatchUpBatches is how many batches the writer commits between its
-// own checkpoints (catchUpWAL).
-const walCatchUpBatches = 128
+// own checkpoints (catchUpWAL), and walCatchUpRetry after one that could
+// not copy every frame.
+const (
+	walCatchUpBatches = 128
+	walCatchUpRetry   = 16
+)
 
 // catchUpWAL checkpoints, on the writer's connection between two batches,
 // the frames the background checkpointer has not copied yet, and reports
@@ -243,10 +253,10 @@ const walCatchUpBatches = 128
 // blocks for each (perf: ext4_da_write_begin, ext4_writepages under the
 // commit's writes and fsync). Here no commit can come in between, so the
 // copy completes (unless a reader still needs the older frames: then the
-// writer tries again after its next batch), and the next batch restarts
-// the WAL over pages the kernel already holds. What is left to copy is what
-// arrived since the background checkpointer's last pass, a few hundred
-// frames at most.
+// writer tries again walCatchUpRetry batches later), and the next batch
+// restarts the WAL over pages the kernel already holds. What is left to
+// copy is what arrived since the background checkpointer's last pass, a
+// few hundred frames at most.
 func (g *GroupCommit) catchUpWAL() bool {
 	var busy, frames, copied int
 	err := g.store.write.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
