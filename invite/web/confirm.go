@@ -210,8 +210,7 @@ func (s *Server) confirmPost(w http.ResponseWriter, r *http.Request) {
 	if number == "" {
 		number = inv.Phone
 	}
-	done := s.doneView(lang, token, d.action == crm.ActionConfirmed, number)
-	s.renderDone(w, done)
+	s.writeDone(w, lang, token, d.action == crm.ActionConfirmed, number)
 }
 
 // doneView is the success page's view: the answer recorded, and for a

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"html/template"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/repermit/repermit/crm"
@@ -9,7 +11,7 @@ import (
 
 // doneTestServer is a server with just what the success page needs.
 func doneTestServer(receipt bool) *Server {
-	s := &Server{pages: parsePages(), done: map[doneKey]*donePage{}, textEscaper: newTextEscaper(),
+	s := &Server{pages: parsePages(), done: map[doneKey]*donePage{},
 		opt: Options{Business: Business{Name: "Kaffee & Co <b>", Address: "Main St 1", PrivacyURL: "https://example.com/privacy?a=1&b=2", WhatsAppNumber: "+4915123456789"}}}
 	if receipt {
 		s.opt.Receipt = &crm.ReceiptOptions{}
@@ -33,7 +35,7 @@ func TestCachedSuccessPageIsTheTemplatesPage(t *testing.T) {
 					want := httptest.NewRecorder()
 					s.render(want, 200, "done", s.doneView(lang, c.token, confirmed, c.phone))
 					got := httptest.NewRecorder()
-					s.renderDone(got, s.doneView(lang, c.token, confirmed, c.phone))
+					s.writeDone(got, lang, c.token, confirmed, c.phone)
 					if got.Body.String() != want.Body.String() || got.Code != want.Code ||
 						got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
 						t.Fatalf("receipt %v %s confirmed %v %s: cached page differs:\n%s\nwant\n%s",
@@ -66,7 +68,29 @@ func BenchmarkRenderDone(b *testing.B) {
 	b.Run("cut", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			s.renderDone(httptest.NewRecorder(), s.doneView("en", "abcdefghijklmnopqrstuvwxyzABCDEF", true, "+4915123456678"))
+			s.writeDone(httptest.NewRecorder(), "en", "abcdefghijklmnopqrstuvwxyzABCDEF", true, "+4915123456678")
+		}
+	})
+}
+
+// templateText escapes s as html/template does in HTML text.
+func templateText(t testing.TB, s string) string {
+	var b strings.Builder
+	if err := template.Must(template.New("t").Parse(`<p>{{.}}</p>`)).Execute(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(b.String(), "<p>"), "</p>")
+}
+
+// FuzzAppendHTMLText: the success page's escaper says what html/template
+// says, for any string (NUL, quotes, invalid UTF-8, non-characters).
+func FuzzAppendHTMLText(f *testing.F) {
+	for _, s := range []string{"", "plain", `Kaffee & Co <b>"x"</b> 'y' +49`, "a\x00b", "\xff\xfe<", "\ufdd0\uffff+", "ü€😀&"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := string(appendHTMLText([]byte("pre"), s)), "pre"+templateText(t, s); got != want {
+			t.Fatalf("%q: got %q, want %q", s, got, want)
 		}
 	})
 }

@@ -98,8 +98,7 @@ type Server struct {
 	statements map[string]crm.Statement
 	settings   map[int64]parsedSettings // by campaign id
 	done       map[doneKey]*donePage    // the success page cut at its holes
-
-	textEscaper *template.Template
+	bufs       sync.Pool                // *[]byte for writeDone
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -132,8 +131,6 @@ func New(st *crm.Store, opt Options) *Server {
 		statements: map[string]crm.Statement{},
 		settings:   map[int64]parsedSettings{},
 		done:       map[doneKey]*donePage{},
-
-		textEscaper: newTextEscaper(),
 	}
 	s.css, _ = assets.ReadFile("static/style.css")
 	// Every page runs this query; parse it once per connection, on
