@@ -18,7 +18,6 @@ package web
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/repermit/repermit/crm"
@@ -92,13 +92,13 @@ type Server struct {
 	log     *slog.Logger
 	css     []byte
 
-	lookups    *sql.DB   // small-cache read pool for loadStmt; nil: the store's
-	loadStmt   *sql.Stmt // loadInvitationSQL on the read pool; nil: unprepared
+	lookup     *crm.LookupStmt // loadInvitationSQL; nil: the store's pool runs it
 	mu         sync.Mutex
 	statements map[string]crm.Statement
 	settings   map[int64]parsedSettings // by campaign id
 	done       map[doneKey]*donePage    // the success page cut at its holes
 	bufs       sync.Pool                // *[]byte for writeDone
+	lastExpiry atomic.Pointer[parsedTime]
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -133,16 +133,13 @@ func New(st *crm.Store, opt Options) *Server {
 		done:       map[doneKey]*donePage{},
 	}
 	s.css, _ = assets.ReadFile("static/style.css")
-	// Every page runs this query; parse it once per connection, on
-	// connections with a small page cache (see crm.OpenLookupReads; the
-	// store's own pool serves if they cannot be opened). Should it fail
-	// (an older schema), load() reports the error on each request.
-	lookups := st.DB()
-	if db, err := st.OpenLookupReads(8); err == nil {
-		s.lookups, lookups = db, db
-	}
-	if stmt, err := lookups.Prepare(loadInvitationSQL); err == nil {
-		s.loadStmt = stmt
+	// Every page runs this query: prepare it once per connection, on
+	// connections with a small page cache, run without database/sql (see
+	// crm.LookupStmt). Four connections: a lookup holds one for tens of
+	// µs on a 2-core machine. Should it fail (an older schema), the
+	// store's pool runs it and load() reports the error on each request.
+	if l, err := st.OpenLookupStmt(loadInvitationSQL, 4); err == nil {
+		s.lookup = l
 	}
 	if !opt.SingleWrites {
 		s.gc = st.NewGroupCommit(crm.GroupCommitOptions{})
@@ -176,11 +173,8 @@ func (s *Server) Close() error {
 	if s.gc != nil {
 		err = s.gc.Close()
 	}
-	if s.loadStmt != nil {
-		s.loadStmt.Close()
-	}
-	if s.lookups != nil {
-		s.lookups.Close()
+	if s.lookup != nil {
+		s.lookup.Close()
 	}
 	return err
 }
@@ -245,6 +239,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.message(sw, r, http.StatusTooManyRequests, pickLang("", r.Header.Get("Accept-Language")), "rate_title", "rate_text")
 	} else {
 		s.mux.ServeHTTP(sw, r)
+	}
+	// Building the line's arguments allocates; skip it when nobody reads it.
+	if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+		return
 	}
 	route := r.Pattern
 	if route == "" || route == "/" {
