@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,10 +136,11 @@ func New(st *crm.Store, opt Options) *Server {
 	s.css, _ = assets.ReadFile("static/style.css")
 	// Every page runs this query: prepare it once per connection, on
 	// connections with a small page cache, run without database/sql (see
-	// crm.LookupStmt). Four connections: a lookup holds one for tens of
-	// µs on a 2-core machine. Should it fail (an older schema), the
-	// store's pool runs it and load() reports the error on each request.
-	if l, err := st.OpenLookupStmt(loadInvitationSQL, 4); err == nil {
+	// crm.LookupStmt). A lookup holds its connection in C for ~40 µs, so
+	// more connections than cores buy nothing. Should it fail (an older
+	// schema), the store's pool runs it and load() reports the error on
+	// each request.
+	if l, err := st.OpenLookupStmt(loadInvitationSQL, min(max(runtime.GOMAXPROCS(0), 2), 8)); err == nil {
 		s.lookup = l
 	}
 	if !opt.SingleWrites {
