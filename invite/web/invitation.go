@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -283,6 +285,23 @@ func clip(s string, n int) string {
 	return s[:n]
 }
 
+// parsePostBody is ParseForm for a url-encoded POST without a query
+// string (every form of these pages): the same values and errors, in one
+// map that serves as both PostForm and Form, where ParseForm builds a
+// second map and copies each value into it (~2 µs of a confirmation).
+// The body is read within the server's MaxBytesReader (at most 10 MiB,
+// ParseForm's own cap).
+func parsePostBody(r *http.Request) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		r.PostForm, r.Form = url.Values{}, url.Values{}
+		return err
+	}
+	vs, err := url.ParseQuery(string(b))
+	r.PostForm, r.Form = vs, vs
+	return err
+}
+
 // parseForm reads a url-encoded or multipart body (RFC 8058 allows both for
 // one-click unsubscribes). It returns the status to answer when it fails:
 // 413 for a body over the limit, 400 otherwise.
@@ -294,9 +313,13 @@ func parseForm(r *http.Request, limit int64) (int, error) {
 	if mt != "application/x-www-form-urlencoded" {
 		mt, _, _ = mime.ParseMediaType(mt)
 	}
-	if mt == "multipart/form-data" {
+	switch {
+	case mt == "multipart/form-data":
 		err = r.ParseMultipartForm(limit)
-	} else {
+	case mt == "application/x-www-form-urlencoded" && r.URL.RawQuery == "" && r.Form == nil &&
+		r.Body != nil && limit <= 10<<20 && r.Method == http.MethodPost:
+		err = parsePostBody(r)
+	default:
 		err = r.ParseForm()
 	}
 	if err == nil {
