@@ -52,8 +52,8 @@ func validToken(t string) bool {
 	if len(t) < 16 || len(t) > 64 {
 		return false
 	}
-	for _, r := range t {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+	for i := 0; i < len(t); i++ { // bytes: any byte of a multi-byte rune fails too
+		if r := t[i]; !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
 			return false
 		}
 	}
@@ -211,11 +211,14 @@ func (s *Server) campaignSettings(id int64, raw string) (invite.Settings, error)
 	return st, nil
 }
 
+// statementKey is a cached statement's version and language.
+type statementKey struct{ version, lang string }
+
 // statement returns the WhatsApp statement of a version in a language.
 // Statements never change once stored (crm.ErrStatementChanged), so they
 // are cached: every page shows one.
 func (s *Server) statement(ctx context.Context, version, lang string) (crm.Statement, error) {
-	key := version + "\x00" + lang
+	key := statementKey{version, lang} // a struct key: no string built per page
 	s.mu.Lock()
 	st, ok := s.statements[key]
 	s.mu.Unlock()

@@ -95,7 +95,7 @@ type Server struct {
 
 	lookup     *crm.LookupStmt // loadInvitationSQL; nil: the store's pool runs it
 	mu         sync.Mutex
-	statements map[string]crm.Statement
+	statements map[statementKey]crm.Statement
 	settings   map[int64]parsedSettings // by campaign id
 	done       map[doneKey]*donePage    // the success page cut at its holes
 	headers    http.Header              // securityHeaders, shared (setHeaders)
@@ -130,7 +130,7 @@ func New(st *crm.Store, opt Options) *Server {
 		pages:   parsePages(),
 		log:     opt.Logger,
 
-		statements: map[string]crm.Statement{},
+		statements: map[statementKey]crm.Statement{},
 		settings:   map[int64]parsedSettings{},
 		done:       map[doneKey]*donePage{},
 		headers:    securityHeaders(),
