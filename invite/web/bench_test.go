@@ -72,6 +72,20 @@ func benchServer(db string, single bool) int {
 			time.AfterFunc(time.Duration(secs)*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
 		}
 	}
+	// REPERMIT_WEB_BENCH_MEMPROFILE=FILE writes the server's allocations
+	// (go tool pprof -sample_index=alloc_space) after the same seconds.
+	if path := os.Getenv("REPERMIT_WEB_BENCH_MEMPROFILE"); path != "" {
+		secs, err := strconv.Atoi(os.Getenv("REPERMIT_WEB_BENCH_CPUPROFILE_SECONDS"))
+		if err != nil || secs <= 0 {
+			secs = 8
+		}
+		time.AfterFunc(time.Duration(secs)*time.Second, func() {
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
 	fmt.Printf("ADDR %s\n", ln.Addr())
 	if err := web.Serve(ctx, ln, h, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
