@@ -13,31 +13,14 @@ import (
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
-// OpenLookupReads opens a pool of read-only connections with a small page
-// cache, for point lookups (a few rows by key) while another connection
-// commits continuously, as the confirmation page does under load. In WAL
-// mode a connection drops its whole page cache whenever the database
-// changed since its last read, and dropping costs in proportion to the
-// cache's size, not to what is in it: with the default 2 MB cache the
-// invitation lookup took ~42 µs of CPU behind a stream of commits, with
-// 200 KiB ~29 µs. A query that reads much should use DB. Close the pool
-// when done.
-func (s *Store) OpenLookupReads(conns int) (*sql.DB, error) {
-	r, err := sql.Open("sqlite3", s.lookupDSN())
-	if err != nil {
-		return nil, fmt.Errorf("open lookup reads on %s: %w", s.Path, err)
-	}
-	// Keep every connection open: a new one re-reads the schema.
-	r.SetMaxOpenConns(conns)
-	r.SetMaxIdleConns(conns)
-	if err := r.Ping(); err != nil {
-		r.Close()
-		return nil, fmt.Errorf("open lookup reads on %s: %w", s.Path, err)
-	}
-	return r, nil
-}
-
-// lookupDSN opens a read-only connection with a 200 KiB page cache.
+// lookupDSN opens a read-only connection with a 200 KiB page cache, for
+// point lookups (a few rows by key) while another connection commits
+// continuously, as the confirmation page does under load. In WAL mode a
+// connection drops its whole page cache whenever the database changed
+// since its last read, and dropping costs in proportion to the cache's
+// size, not to what is in it: with the default 2 MB cache the invitation
+// lookup took ~42 µs of CPU behind a stream of commits, with 200 KiB ~29
+// µs. A query that reads much should use DB.
 func (s *Store) lookupDSN() string {
 	rq := url.Values{}
 	rq.Set("_busy_timeout", "10000")
@@ -48,7 +31,7 @@ func (s *Store) lookupDSN() string {
 }
 
 // LookupStmt is one point-lookup query prepared on a few dedicated
-// read-only connections (with OpenLookupReads' small page cache) and run
+// read-only connections (with lookupDSN's small page cache) and run
 // through the SQLite driver directly, not database/sql. The confirmation
 // page runs one per request, and database/sql's share of it (the pool, its
 // statement per connection, Rows with its context watch, Scan converting
