@@ -83,32 +83,33 @@ func whatsappEvents(t *testing.T, st *crm.Store, contact int64) int {
 // slow path then says why, recording nothing.
 func TestClaimFailsOnStateChangedSinceTheRead(t *testing.T) {
 	ctx := context.Background()
-	t.Run("suppressed", func(t *testing.T) {
-		s, st, inv := staleFixture(t)
-		if _, err := st.Suppress(ctx, []string{"anna@example.com"}, "complained", "test"); err != nil {
-			t.Fatal(err)
-		}
-		out, err := s.recordDecision(ctx, inv, confirmDecision())
-		if err != nil || out != blocked {
-			t.Fatalf("outcome %v %v, want blocked", out, err)
-		}
-		if n := whatsappEvents(t, st, inv.ContactID); n != 0 {
-			t.Fatalf("%d WhatsApp events", n)
-		}
-	})
-	t.Run("erased", func(t *testing.T) {
-		s, st, inv := staleFixture(t)
-		if err := st.Forget(ctx, "anna@example.com"); err != nil {
-			t.Fatal(err)
-		}
-		out, err := s.recordDecision(ctx, inv, confirmDecision())
-		if err != nil || out != gone {
-			t.Fatalf("outcome %v %v, want gone", out, err)
-		}
-		if n := whatsappEvents(t, st, inv.ContactID); n != 0 {
-			t.Fatalf("%d WhatsApp events", n)
-		}
-	})
+	// A change that blocks the claim outright: the slow path names it and
+	// nothing is recorded.
+	for _, c := range []struct {
+		name   string
+		change func(*crm.Store) error
+		want   outcome
+	}{
+		{"suppressed", func(st *crm.Store) error {
+			_, err := st.Suppress(ctx, []string{"anna@example.com"}, "complained", "test")
+			return err
+		}, blocked},
+		{"erased", func(st *crm.Store) error { return st.Forget(ctx, "anna@example.com") }, gone},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, st, inv := staleFixture(t)
+			if err := c.change(st); err != nil {
+				t.Fatal(err)
+			}
+			out, err := s.recordDecision(ctx, inv, confirmDecision())
+			if err != nil || out != c.want {
+				t.Fatalf("outcome %v %v, want %v", out, err, c.want)
+			}
+			if n := whatsappEvents(t, st, inv.ContactID); n != 0 {
+				t.Fatalf("%d WhatsApp events", n)
+			}
+		})
+	}
 	t.Run("interests set since the read", func(t *testing.T) {
 		s, st, inv := staleFixture(t)
 		err := st.Update(ctx, func(tx *crm.Tx) error { return tx.SetInterests(inv.ContactID, []string{"old"}) })
