@@ -78,6 +78,7 @@ func SyncOnCheckpoint() Option {
 // Open opens (creating if needed) the database at path and applies pending
 // migrations.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	sqliteConfig() // before the first connection; see configureSQLite
 	oo := openOptions{synchronous: "FULL"}
 	for _, o := range opts {
 		o(&oo)
