@@ -377,9 +377,8 @@ func export(ctx context.Context, st *crm.Store, name string, r *Rule, opts Expor
 		txs = txs[:n]
 	}
 
-	// No ORDER BY: the plan walks consent_current_channel_action (see
-	// 0004_segments.sql), so each chunk's rows come in contact id order
-	// already, while asking SQLite to sort makes it evaluate and sort the
+	// No ORDER BY: the plan walks whatsapp_audience by its primary key
+	// (contact_id), so each chunk's rows come in contact id order already, while asking SQLite to sort makes it evaluate and sort the
 	// whole chunk in a temporary b-tree before the first row. The order is
 	// not part of the contract; the golden tests pin it for the plans we
 	// know.
