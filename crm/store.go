@@ -92,6 +92,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// A 48 MiB page cache: imports insert into indexes of random hashes, and
 	// the default 2 MiB cache would go to the OS for almost every row.
 	q.Set("_cache_size", "-49152")
+	if oo.synchronous == "FULL" && walBufVFS() == nil {
+		q.Set("vfs", walBufVFSName)
+	}
 	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)

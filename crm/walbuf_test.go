@@ -1,0 +1,200 @@
+package crm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fillBlobs writes rows blobs of size bytes in one transaction of st's
+// write connection, into a table of their own, and returns them.
+func fillBlobs(t *testing.T, st *Store, rows, size int) [][]byte {
+	t.Helper()
+	want := make([][]byte, rows)
+	err := st.Update(context.Background(), func(tx *Tx) error {
+		if _, err := tx.exec(`CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL)`); err != nil {
+			return err
+		}
+		for i := range want {
+			want[i] = bytes.Repeat([]byte{byte('a' + i%26)}, size)
+			want[i][0] = byte(i)
+			if _, err := tx.exec(`INSERT INTO blobs (id, b) VALUES (?, ?)`, i+1, want[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// checkBlobs reads the blobs back through db (another connection than the
+// one that wrote them) and checks the database's integrity.
+func checkBlobs(t *testing.T, db *sql.DB, want [][]byte) {
+	t.Helper()
+	for i, w := range want {
+		var got []byte
+		if err := db.QueryRow(`SELECT b FROM blobs WHERE id = ?`, i+1).Scan(&got); err != nil {
+			t.Fatalf("blob %d: %v", i+1, err)
+		}
+		if !bytes.Equal(got, w) {
+			t.Fatalf("blob %d reads back %d bytes differing from the %d written", i+1, len(got), len(w))
+		}
+	}
+	var ok string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity_check: %q, %v", ok, err)
+	}
+}
+
+// A commit's log writes reach the kernel gathered, a few large writes
+// instead of two per page, and another connection reads exactly what was
+// written.
+func TestWALWritesGathered(t *testing.T) {
+	st := openGroupTestStore(t)
+	asked0, written0 := walBufCounts()
+	want := fillBlobs(t, st, 20, 3000) // ~20 pages, ~80 KiB of log
+	asked, written := walBufCounts()
+	asked, written = asked-asked0, written-written0
+	if asked < 40 {
+		t.Fatalf("SQLite made %d log writes through the VFS for ~20 pages: is the store's write connection on %s?", asked, walBufVFSName)
+	}
+	if written > 4 {
+		t.Fatalf("%d log writes became %d writes to the kernel; want them gathered into a few", asked, written)
+	}
+	checkBlobs(t, st.DB(), want)
+}
+
+// A transaction larger than the gathering buffer goes out in pieces, and
+// still reads back whole after a checkpoint copies it into the database.
+func TestWALLargeTransactionThroughVFS(t *testing.T) {
+	st := openGroupTestStore(t)
+	want := fillBlobs(t, st, 600, 3500) // ~2 MiB, twice the buffer
+	checkBlobs(t, st.DB(), want)
+	if _, err := st.write.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	checkBlobs(t, st.DB(), want)
+}
+
+// With synchronous=NORMAL no flush comes before SQLite publishes a commit
+// to readers: the VFS writes what it gathered at that moment instead, so
+// that another connection never looks for a page the log does not hold.
+func TestWALGatheredWritesPublishedWithoutSync(t *testing.T) {
+	if err := walBufVFS(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "normal.db")
+	w, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_synchronous=NORMAL&vfs="+walBufVFSName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := w.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 50; i++ {
+		b := bytes.Repeat([]byte{byte(i)}, 2000)
+		if _, err := w.Exec(`INSERT INTO t VALUES (?, ?)`, i, b); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		if err := r.QueryRow(`SELECT b FROM t WHERE id = ?`, i).Scan(&got); err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("row %d right after its commit, from another connection: %d bytes, %v", i, len(got), err)
+		}
+	}
+}
+
+// walKillEnv makes the test binary a writer that commits rows one by one
+// into the store at its path, printing each row's number once its commit
+// has returned, until it is killed.
+const walKillEnv = "REPERMIT_WALBUF_KILL_DB"
+
+func TestWALKillHelper(t *testing.T) {
+	path := os.Getenv(walKillEnv)
+	if path == "" {
+		t.Skip("run by TestWALCommitsSurviveKill")
+	}
+	st, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	for i := 1; ; i++ {
+		err := st.Update(context.Background(), func(tx *Tx) error {
+			_, err := tx.exec(`INSERT INTO blobs (id, b) VALUES (?, randomblob(1500))`, i)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.WriteString(strconv.Itoa(i) + "\n")
+		out.Flush()
+	}
+}
+
+// A commit that returned is in the log file, not in the process's memory:
+// kill -9 right after loses none of them.
+func TestWALCommitsSurviveKill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kill.db")
+	st, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillBlobs(t, st, 0, 0)
+	st.Close()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestWALKillHelper$")
+	cmd.Env = append(os.Environ(), walKillEnv+"="+path)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	last, deadline := 0, time.Now().Add(60*time.Second)
+	for last < 300 && lines.Scan() {
+		if time.Now().After(deadline) {
+			break
+		}
+		last, _ = strconv.Atoi(lines.Text())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if last < 300 {
+		t.Fatalf("the writer committed only %d rows before the deadline", last)
+	}
+	st, err = Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n int
+	if err := st.DB().QueryRow(`SELECT count(*) FROM blobs`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n < last {
+		t.Fatalf("after kill -9, %d rows are stored; the writer had been told %d were committed", n, last)
+	}
+	var ok string
+	if err := st.DB().QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity_check: %q, %v", ok, err)
+	}
+}
