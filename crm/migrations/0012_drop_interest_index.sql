@@ -1,0 +1,12 @@
+-- contact_interests_interest (0001) indexed each chosen interest by name.
+-- No query reads interests by name: segments match interests on
+-- whatsapp_audience.interest_keys (0008), and the two breakdowns that
+-- count people per interest (segments show, the campaign report) reach
+-- contact_interests through its primary key, contact by contact, and
+-- group in a temporary b-tree, which costs them about what the index saved.
+--
+-- Every confirmation paid for it: an index entry per interest chosen, each
+-- in its own part of the index (all the "offers" together, all the
+-- "recipes"), so ~4 more pages written and flushed per group commit of ~15
+-- confirmations and two more b-tree inserts in the one writer.
+DROP INDEX contact_interests_interest;
