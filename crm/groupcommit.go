@@ -51,6 +51,7 @@ type GroupCommit struct {
 	restoreTempStore bool   // set temp_store back to DEFAULT on Close (set before the writer starts)
 	restoreCacheSize string // the cache_size to set back on Close; "" to leave it (set before the writer starts)
 	restoreOnce      sync.Once
+	procs            int // GOMAXPROCS before the writer took one more (set before the writer starts)
 }
 
 // GroupCommitOptions tune a GroupCommit. The zero value works.
@@ -129,6 +130,16 @@ func (s *Store) NewGroupCommit(opt GroupCommitOptions) *GroupCommit {
 			g.restoreCacheSize = prevCache
 		}
 	}
+	// The writer runs on its own OS thread (see loop) and spends its life
+	// in cgo calls, which keep their P until the runtime's monitor takes
+	// it back (after 20 µs at the earliest), and an fsync's return waits
+	// for a free P. With GOMAXPROCS = cores, the HTTP handlers were left
+	// with about one P between them. One more P for the writer: measured
+	// with BenchmarkConfirmLoad on this 2-core machine, alternating runs,
+	// +8.3% confirmations per second (5 of 5 pairs faster); two more
+	// instead of one added nothing (10 pairs). Close gives it back.
+	g.procs = runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(g.procs + 1)
 	go g.loop()
 	return g
 }
@@ -179,6 +190,10 @@ func (g *GroupCommit) Close() error {
 		g.stopCheckpoints()
 	}
 	g.restoreOnce.Do(func() {
+		// Unless someone changed it meanwhile.
+		if runtime.GOMAXPROCS(0) == g.procs+1 {
+			runtime.GOMAXPROCS(g.procs)
+		}
 		if g.restoreTempStore {
 			g.store.write.Exec(`PRAGMA temp_store = DEFAULT`)
 		}

@@ -492,3 +492,19 @@ func TestGroupCommitCatchUpRestartsTheWAL(t *testing.T) {
 		t.Fatalf("the WAL grew from %d to %d bytes after the catch-up: it was not restarted", grown, size)
 	}
 }
+
+// The writer holds a P through its cgo calls, so a group commit gives the
+// scheduler one more while it runs, and takes it back on Close.
+func TestGroupCommitTakesOneMoreProc(t *testing.T) {
+	st := openGroupTestStore(t)
+	before := runtime.GOMAXPROCS(0)
+	g := st.NewGroupCommit(GroupCommitOptions{})
+	if got := runtime.GOMAXPROCS(0); got != before+1 {
+		g.Close()
+		t.Fatalf("GOMAXPROCS %d while the group commit runs, want %d", got, before+1)
+	}
+	g.Close()
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Fatalf("GOMAXPROCS %d after Close, want %d back", got, before)
+	}
+}
