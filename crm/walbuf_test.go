@@ -198,3 +198,79 @@ func TestWALCommitsSurviveKill(t *testing.T) {
 		t.Fatalf("integrity_check: %q, %v", ok, err)
 	}
 }
+
+// A transaction that spills pages to the log and then rolls back leaves
+// frames that will never be committed. They must reach the file (or be
+// dropped) while this connection still holds the log's write lock: once
+// another connection has written over them, writing them late would
+// destroy its commit.
+func TestWALRolledBackSpillDoesNotClobberTheNextWriter(t *testing.T) {
+	if err := walBufVFS(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "spill.db")
+	a, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_synchronous=FULL&_cache_size=10&vfs="+walBufVFSName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.SetMaxOpenConns(1)
+	b, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_synchronous=FULL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.SetMaxOpenConns(1)
+	if _, err := a.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	// An empty log: the rollback below then reloads its pages from the
+	// database file and reads nothing from the log.
+	if _, err := a.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	// More dirty pages than a's cache of 10 holds: SQLite spills them to
+	// the log as uncommitted frames, then the rollback abandons them.
+	tx, err := a.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 200; i++ {
+		if _, err := tx.Exec(`INSERT INTO t VALUES (?, randomblob(1000))`, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	// Another connection commits over the same part of the log.
+	for i := 1; i <= 50; i++ {
+		if _, err := b.Exec(`INSERT INTO t VALUES (?, zeroblob(1000))`, 1000+i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a reads the log again (and writes, and closes).
+	var n int
+	if err := a.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(`INSERT INTO t VALUES (5000, x'00')`); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b.Close()
+	c, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, db := range []*sql.DB{c} {
+		var ok string
+		if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+			t.Fatalf("integrity_check: %q, %v", ok, err)
+		}
+		if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 51 {
+			t.Fatalf("%d rows, %v; want the other connection's 50 and one more", n, err)
+		}
+	}
+}

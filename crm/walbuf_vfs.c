@@ -1,8 +1,8 @@
 // walbuf is a shim over SQLite's default VFS ("unix") that gathers the
 // writes SQLite makes to a WAL file and hands them to the kernel as one
 // pwrite when SQLite syncs the file (or reads it, truncates it, asks its
-// size, closes it, publishes the new frames, or a write does not follow
-// the previous one). SQLite writes every frame as two calls, its 24-byte
+// size, closes it, publishes the new frames, lets go of the log's write
+// lock, or a write does not follow the previous one). SQLite writes every frame as two calls, its 24-byte
 // header and its page: a group commit of ~27 pages was ~54 pwrite calls,
 // each taking the inode lock and updating the file times. See
 // crm/walbuf.go for why and when it is used.
@@ -81,6 +81,11 @@ extern sqlite3_file *sqlite3_database_file_object(const char *);
 #define SQLITE_NOMEM 7
 #define SQLITE_OPEN_MAIN_DB 0x00000100
 #define SQLITE_OPEN_WAL 0x00080000
+#define SQLITE_SHM_UNLOCK 1
+
+// walWriteLock is the wal-index lock a connection holds while it writes
+// the log (WAL_WRITE_LOCK in SQLite's wal.c).
+#define walWriteLock 0
 
 // walbufMax is the most a WAL file gathers before writing it out: a
 // larger transaction goes out in writes of walbufMaxWrite as it grows.
@@ -259,10 +264,22 @@ static int walbufShmMap(sqlite3_file *f, int pg, int pgsz, int extend, void vola
 	return p->real->pMethods->xShmMap(p->real, pg, pgsz, extend, pp);
 }
 
+// walbufShmLock writes out what the WAL file gathered before the
+// connection lets go of the log's write lock (lock 0 of the wal-index). A
+// commit has written everything by then; a rolled-back transaction may
+// leave frames it spilled from its cache (never to be committed), and
+// those must reach the file while no other connection can write: written
+// later, they would land on whatever the next writer put there.
 static int walbufShmLock(sqlite3_file *f, int off, int n, int flags) {
 	walbufFile *p = (walbufFile *)f;
 	if (p->real->pMethods->iVersion < 2) {
 		return SQLITE_ERROR;
+	}
+	if (p->wal && (flags & SQLITE_SHM_UNLOCK) && off <= walWriteLock && walWriteLock < off + n) {
+		int rc = walbufFlush(p->wal);
+		if (rc != SQLITE_OK) {
+			return rc;
+		}
 	}
 	return p->real->pMethods->xShmLock(p->real, off, n, flags);
 }
