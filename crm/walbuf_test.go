@@ -57,6 +57,23 @@ func checkBlobs(t *testing.T, db *sql.DB, want [][]byte) {
 	}
 }
 
+// openWALTestDB opens path through database/sql on one connection, in WAL
+// mode, with the driver parameters params (through the gathering VFS when
+// they name it).
+func openWALTestDB(t *testing.T, path, params string) *sql.DB {
+	t.Helper()
+	if err := walBufVFS(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=10000"+params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // A commit's log writes reach the kernel gathered, a few large writes
 // instead of two per page, and another connection reads exactly what was
 // written.
@@ -91,21 +108,9 @@ func TestWALLargeTransactionThroughVFS(t *testing.T) {
 // to readers: the VFS writes what it gathered at that moment instead, so
 // that another connection never looks for a page the log does not hold.
 func TestWALGatheredWritesPublishedWithoutSync(t *testing.T) {
-	if err := walBufVFS(); err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "normal.db")
-	w, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_synchronous=NORMAL&vfs="+walBufVFSName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite3", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	w := openWALTestDB(t, path, "&_synchronous=NORMAL&vfs="+walBufVFSName)
+	r := openWALTestDB(t, path, "")
 	if _, err := w.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
 		t.Fatal(err)
 	}
@@ -205,22 +210,9 @@ func TestWALCommitsSurviveKill(t *testing.T) {
 // another connection has written over them, writing them late would
 // destroy its commit.
 func TestWALRolledBackSpillDoesNotClobberTheNextWriter(t *testing.T) {
-	if err := walBufVFS(); err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "spill.db")
-	a, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_synchronous=FULL&_cache_size=10&vfs="+walBufVFSName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	a.SetMaxOpenConns(1)
-	b, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_synchronous=FULL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	b.SetMaxOpenConns(1)
+	a := openWALTestDB(t, path, "&_synchronous=FULL&_cache_size=10&vfs="+walBufVFSName)
+	b := openWALTestDB(t, path, "&_synchronous=FULL")
 	if _, err := a.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`); err != nil {
 		t.Fatal(err)
 	}
@@ -257,21 +249,16 @@ func TestWALRolledBackSpillDoesNotClobberTheNextWriter(t *testing.T) {
 	if _, err := a.Exec(`INSERT INTO t VALUES (5000, x'00')`); err != nil {
 		t.Fatal(err)
 	}
+	// A new connection, whose cache cannot hide what the log holds.
 	a.Close()
 	b.Close()
-	c, err := sql.Open("sqlite3", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
+	c := openWALTestDB(t, path, "")
+	var ok string
+	if err := c.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity_check: %q, %v", ok, err)
 	}
-	defer c.Close()
-	for _, db := range []*sql.DB{c} {
-		var ok string
-		if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-			t.Fatalf("integrity_check: %q, %v", ok, err)
-		}
-		if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 51 {
-			t.Fatalf("%d rows, %v; want the other connection's 50 and one more", n, err)
-		}
+	if err := c.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 51 {
+		t.Fatalf("%d rows, %v; want the other connection's 50 and one more", n, err)
 	}
 }
 
@@ -280,22 +267,10 @@ func TestWALRolledBackSpillDoesNotClobberTheNextWriter(t *testing.T) {
 // writer's transactions roll back, some readers look in between. Every
 // committed row must be there, and nothing else.
 func TestWALTakingTurnsWithAnotherWriter(t *testing.T) {
-	if err := walBufVFS(); err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "turns.db")
-	open := func(q string) *sql.DB {
-		db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_busy_timeout=10000"+q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db.SetMaxOpenConns(1)
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a := open("&_synchronous=FULL&_cache_size=12&vfs=" + walBufVFSName)
-	b := open("&_synchronous=NORMAL")
-	r := open("")
+	a := openWALTestDB(t, path, "&_synchronous=FULL&_cache_size=12&vfs="+walBufVFSName)
+	b := openWALTestDB(t, path, "&_synchronous=NORMAL")
+	r := openWALTestDB(t, path, "")
 	if _, err := a.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT, v BLOB)`); err != nil {
 		t.Fatal(err)
 	}
