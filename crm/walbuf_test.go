@@ -74,6 +74,20 @@ func openWALTestDB(t *testing.T, path, params string) *sql.DB {
 	return db
 }
 
+// walTestPair opens a new database twice, first through the gathering VFS
+// with the driver parameters gathering, then with other, and creates
+// table t (id, v) through the first. It returns the database's path.
+func walTestPair(t *testing.T, gathering, other string) (path string, a, b *sql.DB) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "pair.db")
+	a = openWALTestDB(t, path, gathering+"&vfs="+walBufVFSName)
+	b = openWALTestDB(t, path, other)
+	if _, err := a.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	return path, a, b
+}
+
 // A commit's log writes reach the kernel gathered, a few large writes
 // instead of two per page, and another connection reads exactly what was
 // written.
@@ -108,19 +122,14 @@ func TestWALLargeTransactionThroughVFS(t *testing.T) {
 // to readers: the VFS writes what it gathered at that moment instead, so
 // that another connection never looks for a page the log does not hold.
 func TestWALGatheredWritesPublishedWithoutSync(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "normal.db")
-	w := openWALTestDB(t, path, "&_synchronous=NORMAL&vfs="+walBufVFSName)
-	r := openWALTestDB(t, path, "")
-	if _, err := w.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
-		t.Fatal(err)
-	}
+	_, w, r := walTestPair(t, "&_synchronous=NORMAL", "")
 	for i := 1; i <= 50; i++ {
 		b := bytes.Repeat([]byte{byte(i)}, 2000)
 		if _, err := w.Exec(`INSERT INTO t VALUES (?, ?)`, i, b); err != nil {
 			t.Fatal(err)
 		}
 		var got []byte
-		if err := r.QueryRow(`SELECT b FROM t WHERE id = ?`, i).Scan(&got); err != nil || !bytes.Equal(got, b) {
+		if err := r.QueryRow(`SELECT v FROM t WHERE id = ?`, i).Scan(&got); err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("row %d right after its commit, from another connection: %d bytes, %v", i, len(got), err)
 		}
 	}
@@ -210,12 +219,7 @@ func TestWALCommitsSurviveKill(t *testing.T) {
 // another connection has written over them, writing them late would
 // destroy its commit.
 func TestWALRolledBackSpillDoesNotClobberTheNextWriter(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "spill.db")
-	a := openWALTestDB(t, path, "&_synchronous=FULL&_cache_size=10&vfs="+walBufVFSName)
-	b := openWALTestDB(t, path, "&_synchronous=FULL")
-	if _, err := a.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`); err != nil {
-		t.Fatal(err)
-	}
+	path, a, b := walTestPair(t, "&_synchronous=FULL&_cache_size=10", "&_synchronous=FULL")
 	// An empty log: the rollback below then reloads its pages from the
 	// database file and reads nothing from the log.
 	if _, err := a.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
