@@ -52,5 +52,8 @@ func configureSQLite() error {
 	if rc := C.repermit_config_lookaside(lookasideSlotSize, lookasideSlots); rc != 0 {
 		return fmt.Errorf("sqlite3_config(LOOKASIDE): error %d", int(rc))
 	}
+	if rc := installPageCache(); rc != 0 {
+		return fmt.Errorf("sqlite3_config(PCACHE2): error %d", rc)
+	}
 	return nil
 }
