@@ -300,11 +300,13 @@ func (s *Server) write(ctx context.Context, fn func(tx *crm.Tx) error) error {
 
 // Serve serves h on ln until ctx is done, then shuts down gracefully:
 // requests in flight finish (up to 10 s). The timeouts bound what a slow or
-// malicious client can hold.
+// malicious client can hold. Meanwhile the garbage collector runs less
+// often (tuneGCForServing).
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	defer tuneGCForServing()()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
