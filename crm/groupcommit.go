@@ -123,6 +123,9 @@ func (s *Store) NewGroupCommit(opt GroupCommitOptions) *GroupCommit {
 	// pcache1TruncateUnsafe under pager_end_transaction) with a cache of a
 	// few thousand pages, more as it fills. A batch touches a few hundred
 	// pages, so 8 MiB still keeps them and the b-trees' upper levels.
+	// The page cache layer (pcache.c) now spares most of those walks, but
+	// the store's 48 MiB measured no better on the writer: -3.2%
+	// confirmations per second (1 of 5 alternating pairs faster).
 	// Close restores the store's size.
 	var prevCache string
 	if err := s.write.QueryRow(`PRAGMA cache_size`).Scan(&prevCache); err == nil {
