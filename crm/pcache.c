@@ -138,27 +138,22 @@ static void pcacheDestroy(sqlite3_pcache *p) {
 
 static void pcacheShrink(sqlite3_pcache *p) { pcacheInner.xShrink(((pcacheCache *)p)->inner); }
 
+// pcacheLayer is the layer's method table (version 1, as pcache1's).
+static sqlite3_pcache_methods2 pcacheLayer = {
+	.iVersion = 1,
+	.xInit = pcacheInit, .xShutdown = pcacheShutdown, .xCreate = pcacheCreate,
+	.xCachesize = pcacheCachesize, .xPagecount = pcachePagecount, .xFetch = pcacheFetch,
+	.xUnpin = pcacheUnpin, .xRekey = pcacheRekey, .xTruncate = pcacheTruncate,
+	.xDestroy = pcacheDestroy, .xShrink = pcacheShrink,
+};
+
 // repermit_pcache_install puts the layer over the page cache SQLite would
 // use. It must run before SQLite is initialised (sqlite3_config refuses
 // otherwise) and at most once.
 int repermit_pcache_install(void) {
 	int rc = sqlite3_config(SQLITE_CONFIG_GETPCACHE2, &pcacheInner);
 	if (rc != 0) return rc;
-	static sqlite3_pcache_methods2 methods;
-	methods = pcacheInner;
-	methods.pArg = NULL;
-	methods.xInit = pcacheInit;
-	methods.xShutdown = pcacheShutdown;
-	methods.xCreate = pcacheCreate;
-	methods.xCachesize = pcacheCachesize;
-	methods.xPagecount = pcachePagecount;
-	methods.xFetch = pcacheFetch;
-	methods.xUnpin = pcacheUnpin;
-	methods.xRekey = pcacheRekey;
-	methods.xTruncate = pcacheTruncate;
-	methods.xDestroy = pcacheDestroy;
-	methods.xShrink = pcacheShrink;
-	return sqlite3_config(SQLITE_CONFIG_PCACHE2, &methods);
+	return sqlite3_config(SQLITE_CONFIG_PCACHE2, &pcacheLayer);
 }
 
 void repermit_pcache_counts(long long *truncates, long long *skipped) {
