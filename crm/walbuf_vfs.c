@@ -199,31 +199,31 @@ static int walbufWrite(sqlite3_file *f, const void *b, int n, sqlite3_int64 off)
 	return SQLITE_OK;
 }
 
+// Each of the next three writes the gathered frames out first, for its
+// own reason.
+
+// A truncation (a WAL reset) must not land before frames meant for the
+// part it keeps, nor have them land past the new end afterwards.
 static int walbufTruncate(sqlite3_file *f, sqlite3_int64 size) {
 	walbufFile *p = (walbufFile *)f;
 	int rc = walbufFlush(p);
-	if (rc != SQLITE_OK) {
-		return rc;
-	}
-	return p->real->pMethods->xTruncate(p->real, size);
+	return rc != SQLITE_OK ? rc : p->real->pMethods->xTruncate(p->real, size);
 }
 
+// The sync inside COMMIT is what makes the commit durable: the frames
+// must be in the file when it runs, and a failed write fails the commit.
 static int walbufSync(sqlite3_file *f, int flags) {
 	walbufFile *p = (walbufFile *)f;
 	int rc = walbufFlush(p);
-	if (rc != SQLITE_OK) {
-		return rc;
-	}
-	return p->real->pMethods->xSync(p->real, flags);
+	return rc != SQLITE_OK ? rc : p->real->pMethods->xSync(p->real, flags);
 }
 
+// SQLite derives frame offsets and the need to restart the log from the
+// size, which must count the gathered frames.
 static int walbufFileSize(sqlite3_file *f, sqlite3_int64 *size) {
 	walbufFile *p = (walbufFile *)f;
 	int rc = walbufFlush(p);
-	if (rc != SQLITE_OK) {
-		return rc;
-	}
-	return p->real->pMethods->xFileSize(p->real, size);
+	return rc != SQLITE_OK ? rc : p->real->pMethods->xFileSize(p->real, size);
 }
 
 static int walbufLock(sqlite3_file *f, int l) {
